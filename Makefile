@@ -1,0 +1,68 @@
+# rgcds — the two commands of the README are `make demo` and `make test`.
+# Each target installs what it needs: Debian packages (orthanc, dcmtk, dicom3tools)
+# through apt-get when missing, then a venv from the hash-checked lock files.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+APT_PACKAGES := orthanc dcmtk dicom3tools
+DEMO_OUT ?= demo-out
+
+.PHONY: demo test install system-deps lock lint typecheck bench clean train-extra
+
+# --- system packages -------------------------------------------------------
+system-deps:
+	@missing=""; \
+	command -v Orthanc >/dev/null 2>&1 || missing="$$missing orthanc"; \
+	command -v storescu >/dev/null 2>&1 || missing="$$missing dcmtk"; \
+	command -v dciodvfy >/dev/null 2>&1 || missing="$$missing dicom3tools"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# --- Python environment ----------------------------------------------------
+# numpy, setuptools and versioneer first (pyradiomics builds against them with
+# --no-build-isolation), then everything else, every wheel checked against its hash.
+$(VENV)/.installed: requirements.lock requirements-dev.lock requirements-build.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 ($(PYTHON)) is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=25"
+	$(PIP) install -q --require-hashes -r requirements-build.lock
+	$(PIP) install -q --require-hashes --no-build-isolation -r requirements.lock -r requirements-dev.lock
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+install: system-deps $(VENV)/.installed
+
+# The `train` extra: PyTorch CPU 2.13.0 (from the machine's wheel store or PyPI).
+train-extra: install
+	$(PIP) install -q torch==2.13.0
+
+# --- the contract --------------------------------------------------------------
+demo: install
+	$(VENV)/bin/rgcds demo --out $(DEMO_OUT)
+
+test: install
+	$(VENV)/bin/python -m pytest tests
+
+# --- developer helpers -------------------------------------------------------
+lock:
+	$(PY) -m uv pip compile requirements.in --generate-hashes --python-version 3.11 -o requirements.lock
+	$(PY) -m uv pip compile requirements-build.in --generate-hashes --python-version 3.11 -o requirements-build.lock
+	$(PY) -m uv pip compile requirements-dev.in --generate-hashes --python-version 3.11 -o requirements-dev.lock
+
+lint: install
+	$(VENV)/bin/ruff check rgcds pipelines tests bench
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache

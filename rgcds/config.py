@@ -1,0 +1,231 @@
+"""Typed settings for rgcds: one object, read from a TOML file and ``RGCDS_*`` variables.
+
+The TOML keys are a public contract that operators write (see ``deploy/rgcds.toml.example``);
+sections are only ever added, never renamed. Precedence, highest first: ``RGCDS_*``
+environment variables (nested with ``__``, e.g. ``RGCDS_LISTENER__PORT=11113``), the TOML
+file given with ``--config``, then the defaults below. Unknown keys and bad values are errors
+that name the key and the file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from rgcds.exceptions import ConfigError
+
+_AE_MAX = 16
+
+
+def _check_ae_title(value: str) -> str:
+    stripped = value.strip()
+    if not stripped or len(stripped) > _AE_MAX or "\\" in stripped:
+        raise ValueError(
+            f"an AE title has 1 to {_AE_MAX} characters and no backslash, got {value!r}"
+        )
+    if not all(32 <= ord(c) < 127 for c in stripped):
+        raise ValueError(f"an AE title is printable ASCII, got {value!r}")
+    return stripped
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsSettings(_Section):
+    """Optional DICOM TLS on the listener (TLS 1.2 or newer)."""
+
+    enabled: bool = False
+    certificate: Path | None = None
+    private_key: Path | None = None
+    ca_certificates: Path | None = None
+    require_client_certificate: bool = False
+
+
+class CallingAE(_Section):
+    """A calling AE title pinned to a host (the ``allowed_calling_aets`` table form)."""
+
+    ae_title: str
+    host: str | None = None
+
+    _ae = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
+
+
+class ListenerSettings(_Section):
+    """The DICOM Storage SCP that PACS and scanners push studies to."""
+
+    ae_title: str = "RGCDS"
+    host: str = "0.0.0.0"  # noqa: S104 - a DICOM node listens on the hospital network
+    port: int = Field(default=11112, ge=1, le=65535)
+    allowed_calling_aets: list[str | CallingAE] = Field(default_factory=list)
+    max_associations: int = Field(default=10, ge=1, le=1000)
+    max_pdu_size: int = Field(default=262144, ge=0)
+    acse_timeout: float = Field(default=30.0, gt=0)
+    dimse_timeout: float = Field(default=60.0, gt=0)
+    network_timeout: float = Field(default=60.0, gt=0)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
+
+    _ae = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not value or any(c.isspace() for c in value):
+                raise ValueError(f"host must be an IP address or host name, got {value!r}") from None
+        return value
+
+    @field_validator("allowed_calling_aets")
+    @classmethod
+    def _calling(cls, value: list[str | CallingAE]) -> list[str | CallingAE]:
+        return [_check_ae_title(v) if isinstance(v, str) else v for v in value]
+
+
+class StorageSettings(_Section):
+    """Where the spool, the job store and the work directories live."""
+
+    root: Path = Path("/var/lib/rgcds")
+    min_free_bytes: int = Field(default=1_073_741_824, ge=0)
+    duplicate_policy: Literal["replace", "ignore", "reject"] = "replace"
+
+
+class TriggerSettings(_Section):
+    """When a study counts as complete and is queued for processing."""
+
+    stable_seconds: float = Field(default=10.0, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+
+
+class DestinationSettings(_Section):
+    """A DICOM node that receives results (C-STORE)."""
+
+    name: str = Field(min_length=1)
+    ae_title: str
+    host: str
+    port: int = Field(ge=1, le=65535)
+    calling_ae_title: str | None = None
+    tls: TlsSettings = Field(default_factory=TlsSettings)
+
+    _ae = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
+
+
+class LoggingSettings(_Section):
+    """Log output: ``auto`` is JSON lines when stdout is not a terminal, console otherwise."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    """All of rgcds' configuration. Load it once with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RGCDS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    listener: ListenerSettings = Field(default_factory=ListenerSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    trigger: TriggerSettings = Field(default_factory=TriggerSettings)
+    destinations: list[DestinationSettings] = Field(default_factory=list)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    research_mode: bool = False
+
+    @field_validator("destinations")
+    @classmethod
+    def _unique_names(cls, value: list[DestinationSettings]) -> list[DestinationSettings]:
+        names = [d.name for d in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"destination names must be unique, repeated: {', '.join(dupes)}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first (highest), then the TOML file's values passed as init kwargs.
+        return (env_settings, init_settings)
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'")
+        else:
+            lines.append(f"'{key}': {err['msg']} (got {err.get('input')!r})")
+    return f"Invalid configuration in {source}: " + "; ".join(lines) + "."
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read the settings from a TOML file and ``RGCDS_*`` variables.
+
+    Parameters
+    ----------
+    path
+        The TOML file; ``None`` uses the built-in defaults and the environment only.
+
+    Returns
+    -------
+    Settings
+        The validated, frozen settings object.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or not TOML, or a key is unknown or a value invalid; the
+        message names the key and the file.
+    """
+    data: dict[str, Any] = {}
+    source = "the defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"The configuration file {path} does not exist.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"The configuration file {path} is not valid TOML: {exc}.") from None
+    env_keys = sorted(k for k in os.environ if k.upper().startswith("RGCDS_"))
+    if env_keys:
+        source += " and environment variables " + ", ".join(env_keys)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+__all__ = [
+    "CallingAE",
+    "DestinationSettings",
+    "ListenerSettings",
+    "LoggingSettings",
+    "Settings",
+    "StorageSettings",
+    "TlsSettings",
+    "TriggerSettings",
+    "load_settings",
+]
