@@ -14,6 +14,9 @@ HELP = "Validate the configuration; exit 1 with the reason when anything is wron
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--offline", action="store_true", help="do not contact destinations (no C-ECHO)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
