@@ -15,6 +15,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rgcds.commands.check",
     "rgcds.commands.phantom",
     "rgcds.commands.demo",
+    "rgcds.commands.serve",
+    "rgcds.commands.status",
 )
 
 

@@ -1,0 +1,164 @@
+"""Read the few identifying tags of a received instance from its encoded bytes.
+
+The hot path never decodes pixel data: :func:`read_instance_meta` parses the encoded file
+with ``stop_before_pixels`` and ``specific_tags`` and returns a small frozen record. The
+PHI attributes are read only to register them with :func:`rgcds.logging.remember_phi` so
+that no log line can contain them; they are never returned or stored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from rgcds.dicom.errors import DatasetMismatchError
+from rgcds.dicom.uids import validate_uid
+from rgcds.exceptions import DicomInputError, InvalidUIDError
+from rgcds.logging import PHI_KEYWORDS, remember_phi, remember_phi_values
+
+_PHI = [k for k in PHI_KEYWORDS if not k.endswith("Sequence")]
+_TAGS = [
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "Modality",
+    "InstanceNumber",
+    "ImagesInAcquisition",
+    "NumberOfFrames",
+    "AcquisitionNumber",
+    *_PHI,
+]
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceMeta:
+    """What the job store keeps about one received instance: UIDs and counts, never PHI.
+
+    Attributes
+    ----------
+    study_uid, series_uid, sop_instance_uid, sop_class_uid
+        Validated UIDs.
+    transfer_syntax_uid
+        The transfer syntax the instance was received (and stored) in.
+    modality
+        The Modality value, or ``""``.
+    instance_number
+        InstanceNumber, if present and an integer.
+    images_in_acquisition
+        ImagesInAcquisition, if present.
+    number_of_frames
+        NumberOfFrames, if present.
+    """
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str = ""
+    modality: str = ""
+    instance_number: int | None = None
+    images_in_acquisition: int | None = None
+    number_of_frames: int | None = None
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _remember_raw_phi(ds: Dataset) -> None:
+    """Register PHI values from the still-undecoded elements.
+
+    pydicom logs invalid values (e.g. an over-long PatientName) while it converts them, so
+    the raw bytes are registered with the log scrubber first.
+    """
+    values: list[str] = []
+    for keyword in _PHI:
+        try:
+            elem = ds.get_item(keyword)
+        except Exception:  # noqa: S112 - best effort; remember_phi() follows
+            continue
+        raw = getattr(elem, "value", None)
+        if not isinstance(raw, bytes | bytearray) or not raw:
+            continue
+        for encoding in ("utf-8", "latin-1"):
+            text = bytes(raw).decode(encoding, errors="ignore").strip(" \x00")
+            values.append(text)
+            values += [p for p in re.split(r"[\^=\\]", text) if p.strip()]
+    remember_phi_values(values)
+
+
+def read_instance_meta(
+    encoded: bytes,
+    expected_sop_class_uid: str | None = None,
+    expected_sop_instance_uid: str | None = None,
+) -> InstanceMeta:
+    """Parse the identifying tags from an encoded DICOM file (preamble and meta included).
+
+    Parameters
+    ----------
+    encoded
+        The DICOM file bytes, as from ``Event.encoded_dataset()``.
+    expected_sop_class_uid, expected_sop_instance_uid
+        The Affected SOP Class/Instance UIDs of the C-STORE request; when given, the
+        dataset's own values must equal them.
+
+    Returns
+    -------
+    InstanceMeta
+        The validated identifiers and counting tags.
+
+    Raises
+    ------
+    DicomInputError
+        If the bytes cannot be parsed as DICOM.
+    DatasetMismatchError
+        If a required UID is missing or invalid, or contradicts the command.
+    """
+    try:
+        ds = dcmread(BytesIO(encoded), stop_before_pixels=True, specific_tags=_TAGS)
+        _remember_raw_phi(ds)  # before any value conversion can log a PHI value
+        values = {k: ds.get(k) for k in _TAGS[:9]}
+        transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    except Exception as exc:
+        raise DicomInputError(f"The dataset cannot be decoded: {type(exc).__name__}.") from None
+    remember_phi(ds)
+    try:
+        study = validate_uid(values["StudyInstanceUID"], "StudyInstanceUID")
+        series = validate_uid(values["SeriesInstanceUID"], "SeriesInstanceUID")
+        sop = validate_uid(values["SOPInstanceUID"], "SOPInstanceUID")
+        sop_class = validate_uid(values["SOPClassUID"], "SOPClassUID")
+    except InvalidUIDError as exc:
+        raise DatasetMismatchError(str(exc)) from None
+    if expected_sop_class_uid is not None and sop_class != expected_sop_class_uid:
+        raise DatasetMismatchError(
+            "The dataset's SOPClassUID differs from the C-STORE Affected SOP Class UID."
+        )
+    if expected_sop_instance_uid is not None and sop != expected_sop_instance_uid:
+        raise DatasetMismatchError(
+            "The dataset's SOPInstanceUID differs from the C-STORE Affected SOP Instance UID."
+        )
+    return InstanceMeta(
+        study_uid=study,
+        series_uid=series,
+        sop_instance_uid=sop,
+        sop_class_uid=sop_class,
+        transfer_syntax_uid=transfer_syntax,
+        modality=str(values["Modality"] or ""),
+        instance_number=_int_or_none(values["InstanceNumber"]),
+        images_in_acquisition=_int_or_none(values["ImagesInAcquisition"]),
+        number_of_frames=_int_or_none(values["NumberOfFrames"]),
+    )
+
+
+__all__ = ["InstanceMeta", "read_instance_meta"]

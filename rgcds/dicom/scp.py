@@ -1,0 +1,296 @@
+"""The DICOM Storage SCP: C-ECHO and C-STORE, access control, optional TLS.
+
+The listener decodes only the identifying tags of each instance
+(:func:`rgcds.dicom.parse.read_instance_meta`) and hands the encoded bytes to a *sink*
+(in the daemon, :class:`rgcds.store.Ingestor`), which returns only once the instance is on
+disk, fsynced and recorded. Only then is Success sent. The handler never raises: every
+error becomes a DIMSE failure status (:class:`rgcds.dicom.status.StoreStatus`).
+
+Access control happens when the association is requested: the called AE title must be
+``listener.ae_title`` and the calling AE title must be in ``listener.allowed_calling_aets``
+(a table entry with ``host`` also pins the peer's address). Others get A-ASSOCIATE-RJ,
+rejected-permanent, source service-user, reason "calling AE title not recognised" (3) or
+"called AE title not recognised" (7). An empty ``allowed_calling_aets`` accepts any calling
+AE title; :meth:`StorageSCP.start` logs a warning saying so.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+import structlog
+from pydicom.dataset import Dataset
+from pynetdicom import AE, evt
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.transport import ThreadedAssociationServer
+
+from rgcds.config import CallingAE, ListenerSettings
+from rgcds.dicom.errors import DatasetMismatchError, DuplicateInstanceError
+from rgcds.dicom.parse import InstanceMeta, read_instance_meta
+from rgcds.dicom.sop_classes import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS
+from rgcds.dicom.status import StoreStatus
+from rgcds.dicom.tls import server_ssl_context
+from rgcds.exceptions import (
+    DicomInputError,
+    InvalidUIDError,
+    OutOfResourcesError,
+    StorageError,
+)
+
+logger = structlog.get_logger(__name__)
+
+InstanceSink = Callable[[InstanceMeta, bytes], object]
+"""Stores one instance durably; returns when done, raises on failure (see module doc)."""
+
+REJECT_PERMANENT = 0x01
+SOURCE_SERVICE_USER = 0x01
+REASON_CALLING_AE_NOT_RECOGNISED = 0x03
+REASON_CALLED_AE_NOT_RECOGNISED = 0x07
+
+
+def _resolve(host: str) -> set[str]:
+    try:
+        return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        logger.warning("cannot resolve a pinned calling AE host; it will never match", host=host)
+        return set()
+
+
+def _status(code: StoreStatus, comment: str | None = None) -> Dataset:
+    ds = Dataset()
+    ds.Status = int(code)
+    if comment:
+        ds.ErrorComment = comment[:64]
+    return ds
+
+
+class StorageSCP:
+    """A Storage SCP on ``listener.host:listener.port``.
+
+    Parameters
+    ----------
+    listener
+        The ``[listener]`` settings (AE title, access list, limits, timeouts, TLS).
+    sink
+        Called with each received instance's identifiers and bytes; it must make the
+        instance durable before returning. It may raise :class:`OutOfResourcesError`,
+        :class:`DuplicateInstanceError`, :class:`StorageError` or
+        :class:`InvalidUIDError`; each maps to a failure status.
+    port
+        Override ``listener.port`` (tests pass a free port).
+    """
+
+    def __init__(
+        self, listener: ListenerSettings, sink: InstanceSink, *, port: int | None = None
+    ) -> None:
+        self.settings = listener
+        self._sink = sink
+        self._port = listener.port if port is None else port
+        self._server: ThreadedAssociationServer | None = None
+        self._ae: AE | None = None
+        self._lock = threading.Lock()
+        self._open: dict[int, set[str]] = {}
+        self._allowed_any: set[str] = set()
+        self._allowed_hosts: dict[str, set[str]] = {}
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The TCP port the listener is bound to."""
+        if self._server is not None:
+            return int(self._server.server_address[1])
+        return self._port
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the listener accepts associations."""
+        return self._server is not None
+
+    def _build_ae(self) -> AE:
+        s = self.settings
+        ae = AE(ae_title=s.ae_title)
+        ae.maximum_associations = s.max_associations
+        ae.maximum_pdu_size = s.max_pdu_size
+        ae.acse_timeout = s.acse_timeout
+        ae.dimse_timeout = s.dimse_timeout
+        ae.network_timeout = s.network_timeout
+        ae.require_called_aet = False  # checked in _on_requested, with logging
+        for uid in STORAGE_SOP_CLASSES:
+            ae.add_supported_context(uid, list(TRANSFER_SYNTAXES))
+        ae.add_supported_context(VERIFICATION_SOP_CLASS, list(TRANSFER_SYNTAXES[:2]))
+        return ae
+
+    def start(self) -> None:
+        """Bind and start accepting associations in background threads.
+
+        Raises
+        ------
+        ConfigError
+            If TLS is enabled but its files are missing or invalid.
+        StorageError
+            If the port cannot be bound.
+        """
+        s = self.settings
+        self._allowed_any = set()
+        self._allowed_hosts = {}
+        for entry in s.allowed_calling_aets:
+            if isinstance(entry, CallingAE) and entry.host:
+                self._allowed_hosts.setdefault(entry.ae_title, set()).update(
+                    _resolve(entry.host)
+                )
+            else:
+                self._allowed_any.add(entry.ae_title if isinstance(entry, CallingAE) else entry)
+        if not s.allowed_calling_aets:
+            logger.warning(
+                "listener.allowed_calling_aets is empty: any calling AE title is accepted; "
+                "list the PACS and scanners to restrict access"
+            )
+        ssl_context = server_ssl_context(s.tls) if s.tls.enabled else None
+        self._ae = self._build_ae()
+        handlers: list[Any] = [
+            (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_C_ECHO, self._on_echo),
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_RELEASED, self._on_closed),
+            (evt.EVT_ABORTED, self._on_closed),
+            (evt.EVT_CONN_CLOSE, self._on_closed),
+        ]
+        try:
+            self._server = self._ae.start_server(
+                (s.host, self._port), block=False, evt_handlers=handlers, ssl_context=ssl_context
+            )
+        except OSError as exc:
+            raise StorageError(
+                f"The listener cannot bind {s.host}:{self._port}: {exc.strerror or exc}. "
+                "Is another process using the port?"
+            ) from None
+        logger.info(
+            "listener started", ae_title=s.ae_title, host=s.host, port=self.port,
+            tls=s.tls.enabled, max_associations=s.max_associations,
+        )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop accepting, let in-flight associations finish (up to ``timeout``), then abort.
+
+        Parameters
+        ----------
+        timeout
+            Seconds to wait for open associations before aborting them.
+        """
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()  # stops the accept loop and closes the listening socket
+        deadline = time.monotonic() + timeout
+        while server.active_associations and time.monotonic() < deadline:
+            time.sleep(0.05)
+        remaining = server.active_associations
+        for assoc in remaining:
+            assoc.abort()
+        if self._ae is not None:
+            self._ae.shutdown()
+        logger.info("listener stopped", aborted=len(remaining))
+
+    # -- state for the trigger ----------------------------------------------------------
+
+    def busy_studies(self) -> set[str]:
+        """Study UIDs that received instances on associations that are still open."""
+        with self._lock:
+            out: set[str] = set()
+            for studies in self._open.values():
+                out |= studies
+            return out
+
+    # -- handlers (never raise) ---------------------------------------------------------
+
+    def _on_requested(self, event: evt.Event) -> None:
+        try:
+            assoc = event.assoc
+            rq = assoc.requestor.primitive
+            if rq is None:
+                return
+            calling = str(rq.calling_ae_title).strip()
+            called = str(rq.called_ae_title).strip()
+            address = assoc.requestor.address
+            if called != self.settings.ae_title:
+                logger.warning("association rejected: called AE title not recognised",
+                               calling_ae=calling, called_ae=called, peer=address)
+                self._reject(assoc, REASON_CALLED_AE_NOT_RECOGNISED)
+                return
+            if not self._calling_allowed(calling, address):
+                logger.warning("association rejected: calling AE title not recognised",
+                               calling_ae=calling, peer=address)
+                self._reject(assoc, REASON_CALLING_AE_NOT_RECOGNISED)
+        except Exception:
+            logger.exception("association check failed")
+
+    @staticmethod
+    def _reject(assoc: Any, reason: int) -> None:
+        # As pynetdicom's own ACSE does: send A-ASSOCIATE-RJ, then let the DUL drain the
+        # PDU before the socket is closed (kill() waits for that).
+        assoc.acse.send_reject(REJECT_PERMANENT, SOURCE_SERVICE_USER, reason)
+        evt.trigger(assoc, evt.EVT_REJECTED, {})
+        assoc.kill()
+
+    def _calling_allowed(self, calling: str, address: str) -> bool:
+        if not self.settings.allowed_calling_aets:
+            return True
+        if calling in self._allowed_any:
+            return True
+        return address in self._allowed_hosts.get(calling, set())
+
+    def _on_echo(self, event: evt.Event) -> int:
+        return int(StoreStatus.SUCCESS)
+
+    def _on_closed(self, event: evt.Event) -> None:
+        with self._lock:
+            self._open.pop(id(event.assoc), None)
+
+    def _on_store(self, event: evt.Event) -> Dataset | int:
+        req = cast(C_STORE, event.request)
+        calling = ""
+        try:
+            calling = str(event.assoc.requestor.ae_title)
+            data = event.encoded_dataset(include_meta=True)
+            meta = read_instance_meta(
+                data,
+                str(req.AffectedSOPClassUID or ""),
+                str(req.AffectedSOPInstanceUID or ""),
+            )
+            with self._lock:
+                self._open.setdefault(id(event.assoc), set()).add(meta.study_uid)
+            self._sink(meta, data)
+        except DuplicateInstanceError:
+            logger.info("duplicate instance rejected", calling_ae=calling)
+            return _status(StoreStatus.DUPLICATE_SOP_INSTANCE, "Duplicate SOP instance rejected")
+        except OutOfResourcesError:
+            logger.error("instance refused: out of resources", calling_ae=calling)
+            return _status(StoreStatus.OUT_OF_RESOURCES, "Out of resources: disk space low")
+        except (DatasetMismatchError, InvalidUIDError) as exc:
+            logger.warning("instance refused: dataset does not match", calling_ae=calling,
+                           error=str(exc))
+            return _status(StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS, "Identifiers invalid")
+        except DicomInputError as exc:
+            logger.warning("instance refused: cannot understand", calling_ae=calling,
+                           error=str(exc))
+            return _status(StoreStatus.CANNOT_UNDERSTAND, "Dataset cannot be decoded")
+        except StorageError as exc:
+            logger.error("instance refused: storage failure", calling_ae=calling, error=str(exc))
+            return _status(StoreStatus.PROCESSING_FAILURE, "Storage failure")
+        except Exception:
+            logger.exception("instance refused: unexpected error", calling_ae=calling)
+            return _status(StoreStatus.PROCESSING_FAILURE, "Processing failure")
+        return int(StoreStatus.SUCCESS)
+
+
+__all__ = [
+    "REASON_CALLED_AE_NOT_RECOGNISED",
+    "REASON_CALLING_AE_NOT_RECOGNISED",
+    "InstanceSink",
+    "StorageSCP",
+]
