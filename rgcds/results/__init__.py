@@ -1,0 +1,97 @@
+"""DICOM result objects of an analysis and their delivery to the PACS. Research use only.
+
+* :func:`write_results` writes, for one analysis: a DICOM SEG of the sub-regions
+  (:mod:`~rgcds.results.seg`), a TID 1500 Comprehensive 3D SR (:mod:`~rgcds.results.sr`),
+  Secondary Capture overlays (:mod:`~rgcds.results.capture`) and an Encapsulated PDF
+  summary (:mod:`~rgcds.results.pdf`), all in the source study, each in a new series whose
+  description says "research use only". UIDs derive from the analysis
+  (:class:`~rgcds.results._common.ResultKey`), so a re-export replaces, never duplicates.
+* :func:`deliver_due` sends queued files to the configured destinations
+  (:mod:`~rgcds.results.export`).
+"""
+
+from __future__ import annotations
+
+from rgcds.results._common import ObjectKind, ResultKey
+from rgcds.results.capture import build_overlays, key_slices
+from rgcds.results.content import (
+    SEGMENT_REGIONS,
+    AlgorithmInfo,
+    Hemisphere,
+    LesionDiameters,
+    Lobe,
+    Location,
+    ModelProvenance,
+    Prediction,
+    RadiomicFeature,
+    RanoMeasurement,
+    Region,
+    RegionMeasurement,
+    ReportContent,
+    ReportStatus,
+    SegmentationResult,
+    SeriesRole,
+    SeriesUsed,
+    SourceSeries,
+    StudyIdentity,
+    SurvivalPrediction,
+)
+from rgcds.results.export import (
+    Delivery,
+    DeliveryState,
+    DeliverySummary,
+    NewDelivery,
+    Outbox,
+    RetryPolicy,
+    SqliteOutbox,
+    deliver_due,
+    enqueue,
+)
+from rgcds.results.pdf import build_encapsulated_pdf, render_pdf
+from rgcds.results.seg import build_segmentation, result_key
+from rgcds.results.sr import build_report
+from rgcds.results.writer import WrittenObject, WrittenResults, write_results
+
+__all__ = [
+    "SEGMENT_REGIONS",
+    "AlgorithmInfo",
+    "Delivery",
+    "DeliveryState",
+    "DeliverySummary",
+    "Hemisphere",
+    "LesionDiameters",
+    "Lobe",
+    "Location",
+    "ModelProvenance",
+    "NewDelivery",
+    "ObjectKind",
+    "Outbox",
+    "Prediction",
+    "RadiomicFeature",
+    "RanoMeasurement",
+    "Region",
+    "RegionMeasurement",
+    "ReportContent",
+    "ReportStatus",
+    "ResultKey",
+    "RetryPolicy",
+    "SegmentationResult",
+    "SeriesRole",
+    "SeriesUsed",
+    "SourceSeries",
+    "SqliteOutbox",
+    "StudyIdentity",
+    "SurvivalPrediction",
+    "WrittenObject",
+    "WrittenResults",
+    "build_encapsulated_pdf",
+    "build_overlays",
+    "build_report",
+    "build_segmentation",
+    "deliver_due",
+    "enqueue",
+    "key_slices",
+    "render_pdf",
+    "result_key",
+    "write_results",
+]

@@ -1,0 +1,113 @@
+"""Shared helpers of the result writers: deterministic UIDs, equipment, time stamps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import highdicom as hd
+import pydicom
+from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
+
+from rgcds import __version__
+from rgcds.results import codes
+
+MANUFACTURER = "rgcds"
+MODEL_NAME = "rgcds radiogenomics CDS"
+DEVICE_SERIAL = "0"
+RESEARCH_TAG = "(research use only)"
+
+
+class ObjectKind(StrEnum):
+    """The kinds of result object; each has its own series."""
+
+    SEG = "seg"
+    SR = "sr"
+    SC = "sc"
+    PDF = "pdf"
+
+
+SERIES_NUMBER: dict[ObjectKind, int] = {
+    ObjectKind.SEG: 9901,
+    ObjectKind.SR: 9902,
+    ObjectKind.SC: 9903,
+    ObjectKind.PDF: 9904,
+}
+"""Series numbers of the result series (high, to sort after the acquired series)."""
+
+SERIES_DESCRIPTION: dict[ObjectKind, str] = {
+    ObjectKind.SEG: f"rgcds tumour SEG {RESEARCH_TAG}",
+    ObjectKind.SR: f"rgcds tumour report SR {RESEARCH_TAG}",
+    ObjectKind.SC: f"rgcds tumour overlays {RESEARCH_TAG}",
+    ObjectKind.PDF: f"rgcds tumour report PDF {RESEARCH_TAG}",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ResultKey:
+    """What identifies one analysis; every result UID derives from it.
+
+    Re-exporting the same analysis (same study, reference series, model id and version)
+    gives the same series and instance UIDs, so a PACS replaces rather than duplicates.
+    """
+
+    study_instance_uid: str
+    reference_series_uid: str
+    model_id: str
+    model_version: str
+
+    def uid(self, purpose: str, index: int = 0) -> str:
+        """A UID for ``purpose`` (e.g. ``"seg-series"``) and ``index``, stable across runs."""
+        sources = [
+            "rgcds-result-v1",
+            self.study_instance_uid,
+            self.reference_series_uid,
+            self.model_id,
+            self.model_version,
+            purpose,
+            str(index),
+        ]
+        return str(generate_uid(prefix=PYDICOM_ROOT_UID, entropy_srcs=sources))
+
+    def series_uid(self, kind: ObjectKind) -> str:
+        """The SeriesInstanceUID of the ``kind`` result series."""
+        return self.uid(f"{kind.value}-series")
+
+    def instance_uid(self, kind: ObjectKind, index: int = 0) -> str:
+        """The SOPInstanceUID of instance ``index`` of the ``kind`` result series."""
+        return self.uid(f"{kind.value}-instance", index)
+
+
+def contributing_equipment(when: datetime | None = None) -> list[hd.ContributingEquipment]:
+    """rgcds as the processing equipment that contributed to an object (at ``when``)."""
+    return [
+        hd.ContributingEquipment(
+            manufacturer=MANUFACTURER,
+            purpose_of_reference=codes.PROCESSING_EQUIPMENT,
+            manufacturer_model_name=MODEL_NAME,
+            software_versions=__version__,
+            contribution_description="Automated tumour analysis. Research use only.",
+            contribution_datetime=when,
+        )
+    ]
+
+
+def stamp(ds: pydicom.Dataset, when: datetime | None) -> None:
+    """Set the series and content date/time of ``ds`` to ``when`` (if given).
+
+    With the analysis time stamped, a re-export writes identical objects.
+    """
+    if when is None:
+        return
+    date, time = when.strftime("%Y%m%d"), when.strftime("%H%M%S")
+    for prefix in ("Series", "Content"):
+        setattr(ds, f"{prefix}Date", date)
+        setattr(ds, f"{prefix}Time", time)
+    if "InstanceCreationDate" in ds:
+        ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+    if "DateOfSecondaryCapture" in ds:
+        ds.DateOfSecondaryCapture, ds.TimeOfSecondaryCapture = date, time
+    for item in ds.get("ContributingEquipmentSequence", []):
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = when.strftime("%Y%m%d%H%M%S")

@@ -1,0 +1,672 @@
+"""Delivery of result files to the configured DICOM destinations through a durable outbox.
+
+Each result file is an outbox item per destination. :func:`deliver_due`, which the daemon
+calls periodically, sends every due item with C-STORE (one association per destination and
+round) and records the outcome:
+
+* success (0x0000, or a warning 0xB000/0xB006/0xB007): ``sent``;
+* a transient failure (connection refused or timed out, association aborted or rejected
+  transient, 0xA7xx out of resources, 0x0110 processing failure, 0x0213 resource
+  limitation, no response): retried with exponential backoff, capped at
+  :attr:`RetryPolicy.max_delay_s`;
+* a permanent failure (association rejected permanent, e.g. unknown calling AE; no
+  presentation context accepted for the SOP class; 0x0122 SOP class not supported,
+  0x0124 not authorised, 0xA9xx dataset does not match, 0xCxxx cannot understand; the file
+  is gone): ``failed`` with the reason, never retried.
+
+Delivery is idempotent: an item is keyed by (destination, SOP Instance UID), the files and
+UIDs are the same on every attempt, and a PACS that receives an instance twice replaces it.
+
+The job store (``rgcds.store``) will provide the production outbox; :class:`Outbox` is the
+interface this module needs and :class:`SqliteOutbox` a small implementation of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import pydicom
+import pydicom.errors
+import structlog
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+
+from rgcds.config import DestinationSettings
+from rgcds.exceptions import PermanentExportError, StorageError, TransientExportError
+
+logger = structlog.get_logger(__name__)
+
+DEFAULT_CALLING_AE = "RGCDS"
+
+
+class DeliveryState(StrEnum):
+    """Delivery state of one item (same values as ``rgcds.store.records.OutboxState``)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class AssociateResult(IntEnum):
+    """A-ASSOCIATE-RJ result values (PS3.8 9.3.4)."""
+
+    REJECTED_PERMANENT = 0x01
+    REJECTED_TRANSIENT = 0x02
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A result file to deliver to one destination."""
+
+    destination: str
+    sop_instance_uid: str
+    path: str
+    job_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One outbox row (field names as ``rgcds.store.records.OutboxItem``)."""
+
+    item_id: int
+    job_id: int
+    destination: str
+    sop_instance_uid: str
+    path: str
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+
+class DeliveryRecord(Protocol):
+    """What :func:`deliver_due` reads of an outbox item."""
+
+    @property
+    def item_id(self) -> int: ...
+
+    @property
+    def destination(self) -> str: ...
+
+    @property
+    def sop_instance_uid(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def attempts(self) -> int: ...
+
+
+class Outbox(Protocol):
+    """The durable outbox :func:`deliver_due` works on."""
+
+    def add(self, item: NewDelivery, now: float | None = None) -> int:
+        """Queue ``item`` (due now); re-adding the same destination and UID re-queues it."""
+        ...
+
+    def due(self, now: float) -> Sequence[DeliveryRecord]:
+        """Pending items whose next attempt is at or before ``now``, oldest first."""
+        ...
+
+    def mark_sent(self, item_id: int) -> None:
+        """Record a successful delivery."""
+        ...
+
+    def mark_retry(self, item_id: int, next_attempt_at: float, error: str) -> None:
+        """Record a transient failure and when to try again."""
+        ...
+
+    def mark_failed(self, item_id: int, reason: str) -> None:
+        """Record a permanent failure; the item is not retried."""
+        ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    item_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL DEFAULT 0,
+    destination TEXT NOT NULL,
+    sop_instance_uid TEXT NOT NULL,
+    path TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (destination, sop_instance_uid)
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
+"""
+
+
+class SqliteOutbox:
+    """A small SQLite outbox (WAL, synchronous FULL): every change is durable on return.
+
+    Parameters
+    ----------
+    path
+        The database file; created with its table if missing.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            with closing(self._connect()) as db, db:
+                db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StorageError(f"The outbox database {self.path} cannot be opened: {exc}.") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30.0)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
+        with self._lock:
+            try:
+                with closing(self._connect()) as db, db:
+                    return db.execute(sql, params)
+            except sqlite3.Error as exc:
+                raise StorageError(
+                    f"The outbox database {self.path} cannot be written: {exc}."
+                ) from exc
+
+    def add(self, item: NewDelivery, now: float | None = None) -> int:
+        """Queue ``item``; the same (destination, UID) is re-queued, not duplicated."""
+        now = time.time() if now is None else now
+        with self._lock, closing(self._connect()) as db, db:
+            db.execute(
+                """INSERT INTO outbox (job_id, destination, sop_instance_uid, path, state,
+                       attempts, next_attempt_at, last_error, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, 'pending', 0, ?, NULL, ?, ?)
+                   ON CONFLICT (destination, sop_instance_uid) DO UPDATE SET
+                       job_id = excluded.job_id, path = excluded.path, state = 'pending',
+                       attempts = 0, next_attempt_at = excluded.next_attempt_at,
+                       last_error = NULL, updated_at = excluded.updated_at""",
+                (item.job_id, item.destination, item.sop_instance_uid, item.path, now, now, now),
+            )
+            row = db.execute(
+                "SELECT item_id FROM outbox WHERE destination = ? AND sop_instance_uid = ?",
+                (item.destination, item.sop_instance_uid),
+            ).fetchone()
+        return int(row["item_id"])
+
+    def due(self, now: float) -> list[Delivery]:
+        """Pending items due at ``now``, oldest first."""
+        with self._lock, closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? "
+                "ORDER BY next_attempt_at, item_id",
+                (now,),
+            ).fetchall()
+        return [self._row(r) for r in rows]
+
+    def get(self, item_id: int) -> Delivery:
+        """One item by id."""
+        with self._lock, closing(self._connect()) as db:
+            row = db.execute("SELECT * FROM outbox WHERE item_id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"No outbox item has id {item_id}.")
+        return self._row(row)
+
+    def all(self) -> list[Delivery]:
+        """Every item, in id order."""
+        with self._lock, closing(self._connect()) as db:
+            rows = db.execute("SELECT * FROM outbox ORDER BY item_id").fetchall()
+        return [self._row(r) for r in rows]
+
+    def mark_sent(self, item_id: int) -> None:
+        """Record a successful delivery."""
+        self._execute(
+            "UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL, "
+            "updated_at = ? WHERE item_id = ?",
+            (time.time(), item_id),
+        )
+
+    def mark_retry(self, item_id: int, next_attempt_at: float, error: str) -> None:
+        """Record a transient failure; the item is due again at ``next_attempt_at``."""
+        self._execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
+            "updated_at = ? WHERE item_id = ?",
+            (next_attempt_at, error, time.time(), item_id),
+        )
+
+    def mark_failed(self, item_id: int, reason: str) -> None:
+        """Record a permanent failure."""
+        self._execute(
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, "
+            "updated_at = ? WHERE item_id = ?",
+            (reason, time.time(), item_id),
+        )
+
+    @staticmethod
+    def _row(row: sqlite3.Row) -> Delivery:
+        return Delivery(
+            item_id=int(row["item_id"]),
+            job_id=int(row["job_id"]),
+            destination=str(row["destination"]),
+            sop_instance_uid=str(row["sop_instance_uid"]),
+            path=str(row["path"]),
+            state=DeliveryState(row["state"]),
+            attempts=int(row["attempts"]),
+            next_attempt_at=float(row["next_attempt_at"]),
+            last_error=row["last_error"],
+            created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff of transient failures.
+
+    The n-th retry (n = attempts so far, from 0) waits
+    ``min(initial_delay_s * factor ** n, max_delay_s)``. With ``max_attempts`` set, an item
+    that has failed transiently that many times goes to ``failed``; by default transient
+    failures are retried for ever (an unreachable PACS comes back eventually, and the item
+    stays visible as pending with its last error).
+    """
+
+    initial_delay_s: float = 30.0
+    factor: float = 2.0
+    max_delay_s: float = 3600.0
+    max_attempts: int | None = None
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after the ``attempts``-th failed attempt (0-based)."""
+        return float(min(self.initial_delay_s * self.factor ** min(attempts, 64), self.max_delay_s))
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkTimeouts:
+    """Timeouts (seconds) of the SCU."""
+
+    connection: float = 10.0
+    acse: float = 30.0
+    dimse: float = 60.0
+    network: float = 60.0
+
+
+@dataclass(slots=True)
+class DeliverySummary:
+    """What one :func:`deliver_due` round did."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    """Last error per destination name (no PHI: statuses and reasons only)."""
+
+    @property
+    def attempted(self) -> int:
+        """Items tried this round."""
+        return self.sent + self.retried + self.failed
+
+
+_WARNING_STATUSES = frozenset({0xB000, 0xB006, 0xB007})
+_TRANSIENT_STATUSES = frozenset({0x0110, 0x0213, 0xFE00})
+
+
+def classify_store_status(
+    status: int,
+) -> type[TransientExportError] | type[PermanentExportError] | None:
+    """Map a C-STORE response status to ``None`` (delivered) or the error class.
+
+    Parameters
+    ----------
+    status
+        The DIMSE status value.
+
+    Returns
+    -------
+    None, TransientExportError or PermanentExportError
+        ``None`` for success and warnings; transient for 0xA7xx, 0x0110, 0x0213, 0xFE00;
+        permanent for everything else (0x0122, 0x0124, 0xA9xx, 0xCxxx, unknown codes).
+    """
+    if status == 0x0000 or status in _WARNING_STATUSES:
+        return None
+    if (status & 0xFF00) == 0xA700 or status in _TRANSIENT_STATUSES:
+        return TransientExportError
+    return PermanentExportError
+
+
+def _status_reason(status: int) -> str:
+    names = {
+        0x0110: "processing failure",
+        0x0122: "SOP class not supported",
+        0x0124: "not authorised",
+        0x0213: "resource limitation",
+        0xFE00: "cancelled",
+    }
+    if (status & 0xFF00) == 0xA700:
+        name = "out of resources"
+    elif (status & 0xFF00) == 0xA900:
+        name = "dataset does not match SOP class"
+    elif (status & 0xF000) == 0xC000:
+        name = "cannot understand"
+    else:
+        name = names.get(status, "failure")
+    return f"C-STORE status 0x{status:04X} ({name})"
+
+
+class _Session:
+    """One association to one destination, with what the peer said when it refused."""
+
+    def __init__(
+        self,
+        destination: DestinationSettings,
+        sop_classes: Iterable[tuple[str, str]],
+        timeouts: NetworkTimeouts,
+    ) -> None:
+        self.destination = destination
+        calling = destination.calling_ae_title or DEFAULT_CALLING_AE
+        ae = AE(ae_title=calling)
+        ae.connection_timeout = timeouts.connection
+        ae.acse_timeout = timeouts.acse
+        ae.dimse_timeout = timeouts.dimse
+        ae.network_timeout = timeouts.network
+        syntaxes: dict[str, set[str]] = defaultdict(set)
+        for sop_class, ts in sop_classes:
+            syntaxes[sop_class].update({ts, ExplicitVRLittleEndian, ImplicitVRLittleEndian})
+        for sop_class, ts_set in sorted(syntaxes.items()):
+            ae.add_requested_context(sop_class, sorted(ts_set))
+        self._ae = ae
+        self._primitives: list[Any] = []
+
+    def _on_acse(self, event: evt.Event) -> None:
+        self._primitives.append(getattr(event, "primitive", None))
+
+    def open(self) -> Association:
+        """Associate, or raise the export error that says why not."""
+        dest = self.destination
+        tls_args = None
+        if dest.tls.enabled:
+            from rgcds.dicom.tls import client_ssl_context
+
+            tls_args = (client_ssl_context(dest.tls), dest.host)
+        try:
+            assoc = self._ae.associate(
+                dest.host,
+                dest.port,
+                ae_title=dest.ae_title,
+                tls_args=tls_args,
+                evt_handlers=[(evt.EVT_ACSE_RECV, self._on_acse)],
+            )
+        except OSError as exc:
+            raise TransientExportError(
+                f"Destination {dest.name} ({dest.host}:{dest.port}) cannot be reached: {exc}."
+            ) from exc
+        if assoc.is_established:
+            return assoc
+        where = f"Destination {dest.name} ({dest.ae_title}@{dest.host}:{dest.port})"
+        answer = next((p for p in self._primitives if getattr(p, "result", None) is not None), None)
+        if assoc.is_rejected and answer is not None:
+            text = f"{answer.result_str}, source {answer.source_str}, reason {answer.reason_str}"
+            if answer.result == AssociateResult.REJECTED_PERMANENT:
+                raise PermanentExportError(
+                    f"{where} rejected the association permanently ({text}); check the AE "
+                    "titles and the peer's configuration."
+                )
+            raise TransientExportError(f"{where} rejected the association transiently ({text}).")
+        if answer is not None and answer.result == 0x00:
+            raise PermanentExportError(
+                f"{where} accepted none of the requested SOP classes; the peer does not store "
+                "these result objects (configure it to accept SEG, SR, SC and Encapsulated PDF)."
+            )
+        if assoc.is_aborted:
+            raise TransientExportError(f"{where} aborted the association.")
+        raise TransientExportError(f"{where} did not answer (connection refused or timed out).")
+
+
+def _read(path: str) -> pydicom.Dataset:
+    try:
+        return pydicom.dcmread(path)
+    except FileNotFoundError as exc:
+        raise PermanentExportError(
+            f"The result file {path} no longer exists; export the results again."
+        ) from exc
+    except (OSError, pydicom.errors.InvalidDicomError) as exc:
+        raise PermanentExportError(f"The result file {path} cannot be read: {exc}.") from exc
+
+
+def _sop_class_and_syntax(path: str) -> tuple[str, str] | None:
+    try:
+        meta = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+        return str(meta.file_meta.MediaStorageSOPClassUID), str(meta.file_meta.TransferSyntaxUID)
+    except Exception:
+        return None
+
+
+def _send_one(assoc: Association, item: DeliveryRecord) -> None:
+    ds = _read(item.path)
+    if str(ds.SOPInstanceUID) != item.sop_instance_uid:
+        raise PermanentExportError(
+            f"The result file {item.path} holds another instance than the outbox item; "
+            "export the results again."
+        )
+    try:
+        rsp = assoc.send_c_store(ds)
+    except ValueError as exc:  # no accepted presentation context for this SOP class
+        raise PermanentExportError(
+            f"The destination accepted no presentation context for SOP class "
+            f"{ds.SOPClassUID} ({exc})."
+        ) from exc
+    except (OSError, RuntimeError) as exc:
+        raise TransientExportError(f"The association failed while sending: {exc}.") from exc
+    status = rsp.get("Status") if rsp is not None else None
+    if status is None:
+        raise TransientExportError(
+            "No C-STORE response (DIMSE timeout, or the association was aborted)."
+        )
+    error = classify_store_status(int(status))
+    if error is not None:
+        raise error(f"The destination answered {_status_reason(int(status))}.")
+
+
+def _record_failure(
+    outbox: Outbox,
+    item: DeliveryRecord,
+    exc: Exception,
+    now: float,
+    policy: RetryPolicy,
+    summary: DeliverySummary,
+) -> None:
+    reason = str(exc)
+    transient = isinstance(exc, TransientExportError)
+    if transient and policy.max_attempts is not None and item.attempts + 1 >= policy.max_attempts:
+        transient = False
+        reason = f"Gave up after {item.attempts + 1} attempts; last error: {reason}"
+    if transient:
+        next_at = now + policy.delay(item.attempts)
+        outbox.mark_retry(item.item_id, next_at, reason)
+        summary.retried += 1
+        logger.warning(
+            "export_retry_scheduled",
+            destination=item.destination,
+            sop_instance_uid=item.sop_instance_uid,
+            attempts=item.attempts + 1,
+            retry_in_s=round(next_at - now, 1),
+            error=reason,
+        )
+    else:
+        outbox.mark_failed(item.item_id, reason)
+        summary.failed += 1
+        logger.error(
+            "export_failed",
+            destination=item.destination,
+            sop_instance_uid=item.sop_instance_uid,
+            attempts=item.attempts + 1,
+            reason=reason,
+        )
+    summary.errors[item.destination] = reason
+
+
+def _deliver_to(
+    outbox: Outbox,
+    destination: DestinationSettings,
+    items: Sequence[DeliveryRecord],
+    now: float,
+    policy: RetryPolicy,
+    timeouts: NetworkTimeouts,
+    summary: DeliverySummary,
+) -> None:
+    contexts: set[tuple[str, str]] = set()
+    sendable: list[DeliveryRecord] = []
+    for item in items:
+        found = _sop_class_and_syntax(item.path)
+        if found is None:
+            missing = PermanentExportError(
+                f"The result file {item.path} is missing or not a DICOM file; export the "
+                "results again."
+            )
+            _record_failure(outbox, item, missing, now, policy, summary)
+        else:
+            contexts.add(found)
+            sendable.append(item)
+    if not sendable:
+        return
+    session = _Session(destination, contexts, timeouts)
+    try:
+        assoc = session.open()
+    except (TransientExportError, PermanentExportError) as exc:
+        for item in sendable:
+            _record_failure(outbox, item, exc, now, policy, summary)
+        return
+    try:
+        for item in sendable:
+            if not assoc.is_established:
+                ended = TransientExportError("The association ended before this item.")
+                _record_failure(outbox, item, ended, now, policy, summary)
+                continue
+            try:
+                _send_one(assoc, item)
+            except (TransientExportError, PermanentExportError) as err:
+                _record_failure(outbox, item, err, now, policy, summary)
+            else:
+                outbox.mark_sent(item.item_id)
+                summary.sent += 1
+                logger.info(
+                    "export_sent",
+                    destination=item.destination,
+                    sop_instance_uid=item.sop_instance_uid,
+                    attempts=item.attempts + 1,
+                )
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
+def deliver_due(
+    outbox: Outbox,
+    destinations: Sequence[DestinationSettings],
+    now: float | None = None,
+    *,
+    policy: RetryPolicy | None = None,
+    timeouts: NetworkTimeouts | None = None,
+) -> DeliverySummary:
+    """Send every due outbox item to its destination and record the outcomes.
+
+    Parameters
+    ----------
+    outbox
+        The durable outbox.
+    destinations
+        The configured destinations (``Settings.destinations``); an item whose destination
+        is no longer configured is marked failed.
+    now
+        The current POSIX time (``time.time()`` by default); retries are scheduled from it.
+    policy
+        Backoff of transient failures.
+    timeouts
+        SCU timeouts.
+
+    Returns
+    -------
+    DeliverySummary
+        Counts of items sent, scheduled for retry and failed in this round.
+    """
+    now = time.time() if now is None else now
+    policy = policy or RetryPolicy()
+    timeouts = timeouts or NetworkTimeouts()
+    by_name = {d.name: d for d in destinations}
+    grouped: dict[str, list[DeliveryRecord]] = defaultdict(list)
+    for item in outbox.due(now):
+        grouped[item.destination].append(item)
+    summary = DeliverySummary()
+    for name, items in grouped.items():
+        destination = by_name.get(name)
+        if destination is None:
+            exc = PermanentExportError(
+                f"The destination {name!r} is no longer configured; add it back and "
+                "re-export, or ignore this result."
+            )
+            for item in items:
+                _record_failure(outbox, item, exc, now, policy, summary)
+            continue
+        _deliver_to(outbox, destination, items, now, policy, timeouts, summary)
+    if summary.attempted:
+        logger.info(
+            "export_round", sent=summary.sent, retried=summary.retried, failed=summary.failed
+        )
+    return summary
+
+
+def enqueue(
+    outbox: Outbox,
+    files: Iterable[tuple[str, Path]],
+    destinations: Sequence[DestinationSettings],
+    *,
+    job_id: int = 0,
+    now: float | None = None,
+) -> list[int]:
+    """Queue result files (``(sop_instance_uid, path)`` pairs) for every destination.
+
+    Returns
+    -------
+    list of int
+        The outbox item ids, destination-major.
+    """
+    ids = []
+    pairs = list(files)
+    for destination in destinations:
+        for sop_uid, path in pairs:
+            ids.append(
+                outbox.add(
+                    NewDelivery(destination.name, sop_uid, str(path), job_id=job_id), now=now
+                )
+            )
+    return ids
+
+
+__all__ = [
+    "DEFAULT_CALLING_AE",
+    "Delivery",
+    "DeliveryRecord",
+    "DeliveryState",
+    "DeliverySummary",
+    "NetworkTimeouts",
+    "NewDelivery",
+    "Outbox",
+    "RetryPolicy",
+    "SqliteOutbox",
+    "classify_store_status",
+    "deliver_due",
+    "enqueue",
+]

@@ -1,0 +1,160 @@
+"""DICOM Segmentation (SEG) of the tumour sub-regions on the reference series' grid."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import highdicom as hd
+import numpy as np
+import structlog
+from highdicom.seg import (
+    SegmentAlgorithmTypeValues,
+    Segmentation,
+    SegmentationTypeValues,
+    SegmentDescription,
+)
+
+from rgcds import __version__
+from rgcds.exceptions import DicomInputError
+from rgcds.results import codes
+from rgcds.results._common import (
+    DEVICE_SERIAL,
+    MANUFACTURER,
+    MODEL_NAME,
+    SERIES_DESCRIPTION,
+    SERIES_NUMBER,
+    ObjectKind,
+    ResultKey,
+    contributing_equipment,
+    stamp,
+)
+from rgcds.results.content import (
+    SEGMENT_REGIONS,
+    AlgorithmInfo,
+    Region,
+    SegmentationResult,
+    SourceSeries,
+)
+
+logger = structlog.get_logger(__name__)
+
+SEGMENT_NUMBER: dict[Region, int] = {region: i + 1 for i, region in enumerate(SEGMENT_REGIONS)}
+"""Fixed segment numbers: 1 necrotic core, 2 enhancing tumour, 3 oedema."""
+
+
+def result_key(source: SourceSeries, algorithm: AlgorithmInfo) -> ResultKey:
+    """The :class:`ResultKey` of an analysis of ``source`` by ``algorithm``."""
+    return ResultKey(
+        study_instance_uid=source.study_instance_uid,
+        reference_series_uid=source.series_instance_uid,
+        model_id=algorithm.model_id,
+        model_version=algorithm.version,
+    )
+
+
+def segment_descriptions(algorithm: AlgorithmInfo, key: ResultKey) -> list[SegmentDescription]:
+    """The three segment descriptions, with SNOMED CT codes and algorithm identification."""
+    algo = hd.AlgorithmIdentificationSequence(
+        name=algorithm.display_name,
+        family=codes.algorithm_family(algorithm.family),
+        version=algorithm.version,
+        source=MANUFACTURER,
+        parameters={"model_id": algorithm.model_id},
+    )
+    return [
+        SegmentDescription(
+            segment_number=SEGMENT_NUMBER[region],
+            segment_label=codes.REGION_LABEL[region],
+            segmented_property_category=codes.MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
+            segmented_property_type=codes.SEGMENT_TYPE[region],
+            algorithm_type=SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algo,
+            tracking_uid=key.uid("tracking", SEGMENT_NUMBER[region]),
+            tracking_id=f"{codes.REGION_LABEL[region]} ({region.value})",
+            anatomic_regions=[codes.BRAIN],
+        )
+        for region in SEGMENT_REGIONS
+    ]
+
+
+def build_segmentation(
+    source: SourceSeries,
+    segmentation: SegmentationResult,
+    *,
+    analysed_at: datetime | None = None,
+) -> Segmentation:
+    """Build the SEG of the tumour sub-regions.
+
+    Parameters
+    ----------
+    source
+        The reference (T1c) series, single-frame instances in slice order.
+    segmentation
+        BraTS labels on that grid (``labels[k]`` belongs to ``source.datasets[k]``) and the
+        segmentation model's identification.
+    analysed_at
+        Stamped as series/content date and time (so re-exports are byte-identical);
+        ``None`` keeps highdicom's "now".
+
+    Returns
+    -------
+    highdicom.seg.Segmentation
+        A binary SEG in the source study, new series, with segments 1 necrotic core,
+        2 enhancing tumour, 3 oedema. All three segments are always described (so the SR's
+        segment references are stable); frames without any voxel of a segment are omitted,
+        so an empty segment has no frames. UIDs derive from :class:`ResultKey`.
+
+    Raises
+    ------
+    DicomInputError
+        If the labels do not match the reference series' grid.
+    """
+    if segmentation.labels.shape != source.shape:
+        raise DicomInputError(
+            f"The label array has shape {segmentation.labels.shape} but the reference series "
+            f"is {source.shape} (slices, rows, cols); resample the labels to the native grid."
+        )
+    key = result_key(source, segmentation.algorithm)
+    masks = np.stack([segmentation.mask(region) for region in SEGMENT_REGIONS], axis=-1).astype(
+        np.uint8
+    )
+    if not masks.any():
+        # highdicom needs at least one frame: keep the first slice (all zero) for an empty SEG.
+        logger.info("seg_all_segments_empty", study_uid=key.study_instance_uid)
+    seg = Segmentation(
+        source_images=list(source.datasets),
+        pixel_array=masks,
+        segmentation_type=SegmentationTypeValues.BINARY,
+        segment_descriptions=segment_descriptions(segmentation.algorithm, key),
+        series_instance_uid=key.series_uid(ObjectKind.SEG),
+        series_number=SERIES_NUMBER[ObjectKind.SEG],
+        sop_instance_uid=key.instance_uid(ObjectKind.SEG),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=MODEL_NAME,
+        software_versions=__version__,
+        device_serial_number=DEVICE_SERIAL,
+        content_description="Glioblastoma sub-regions. Research use only.",
+        content_label="TUMOUR",
+        series_description=SERIES_DESCRIPTION[ObjectKind.SEG],
+        contributing_equipment=contributing_equipment(analysed_at),
+        omit_empty_frames=True,
+    )
+    # highdicom draws a random Dimension Organization UID; derive it like every other UID.
+    dimension_uid = key.uid("seg-dimension-organization")
+    for item in seg.get("DimensionOrganizationSequence", []):
+        item.DimensionOrganizationUID = dimension_uid
+    for item in seg.get("DimensionIndexSequence", []):
+        item.DimensionOrganizationUID = dimension_uid
+    stamp(seg, analysed_at)
+    logger.info(
+        "seg_built",
+        study_uid=key.study_instance_uid,
+        sop_instance_uid=seg.SOPInstanceUID,
+        frames=int(seg.NumberOfFrames),
+        voxels={r.value: int(segmentation.mask(r).sum()) for r in SEGMENT_REGIONS},
+    )
+    return seg
+
+
+__all__ = ["SEGMENT_NUMBER", "build_segmentation", "result_key", "segment_descriptions"]

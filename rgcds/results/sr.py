@@ -1,0 +1,444 @@
+"""Comprehensive 3D SR with a TID 1500 Measurement Report of the analysis.
+
+Content (one measurement group each, in this order):
+
+* the analysis status (complete / not analysed with the reason), the series used per role,
+  the intended use ("research use only") and notes;
+* per tumour region: volume and the region's radiomic features; the three SEG regions are
+  volumetric ROI groups (TID 1411) that reference their SEG segment and share its tracking
+  UID; the composites (tumour core, whole tumour) are TID 1501 groups; the finding site
+  (lobes, with the hemisphere as laterality) and "crosses midline" are on every region group;
+* per RANO lesion: long axis, short axis and their product, and a group with the sum;
+* per marker prediction: probability of the positive class and the predicted class, with the
+  model's identification, version and validation metric as algorithm parameters;
+* the survival prediction: relative risk, median overall survival, survival probabilities
+  at 6, 12 and 24 months and the risk group, with model provenance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pydicom
+import structlog
+from highdicom.sr import (
+    AlgorithmIdentification,
+    CodedConcept,
+    Comprehensive3DSR,
+    DeviceObserverIdentifyingAttributes,
+    FindingSite,
+    Measurement,
+    MeasurementReport,
+    MeasurementsAndQualitativeEvaluations,
+    ObservationContext,
+    ObserverContext,
+    QualitativeEvaluation,
+    ReferencedSegment,
+    RelationshipTypeValues,
+    SourceSeriesForSegmentation,
+    TextContentItem,
+    TrackingIdentifier,
+    VolumetricROIMeasurementsAndQualitativeEvaluations,
+)
+from pydicom.sr.codedict import codes as pcodes
+from pydicom.uid import MRImageStorage
+
+from rgcds import RESEARCH_USE_ONLY, __version__
+from rgcds.results import codes
+from rgcds.results._common import (
+    MANUFACTURER,
+    MODEL_NAME,
+    SERIES_DESCRIPTION,
+    SERIES_NUMBER,
+    ObjectKind,
+    ResultKey,
+    contributing_equipment,
+    stamp,
+)
+from rgcds.results.content import (
+    AlgorithmInfo,
+    ModelProvenance,
+    Region,
+    ReportContent,
+    ReportStatus,
+    SourceSeries,
+)
+from rgcds.results.seg import SEGMENT_NUMBER, result_key
+
+logger = structlog.get_logger(__name__)
+
+SURVIVAL_TIMEPOINTS_DAYS: tuple[tuple[int, str], ...] = (
+    (183, "6 months"),
+    (365, "12 months"),
+    (730, "24 months"),
+)
+"""Time points at which the SR reports the predicted survival probability."""
+
+_Group = MeasurementsAndQualitativeEvaluations | VolumetricROIMeasurementsAndQualitativeEvaluations
+
+
+def report_key(
+    content: ReportContent,
+    source: SourceSeries | None,
+    algorithm: AlgorithmInfo | None,
+) -> ResultKey:
+    """The UID key of a report: the SEG's key if analysed, else one per study and rgcds version."""
+    if source is not None and algorithm is not None:
+        return result_key(source, algorithm)
+    return ResultKey(
+        study_instance_uid=content.study.study_instance_uid,
+        reference_series_uid=source.series_instance_uid if source is not None else "none",
+        model_id=algorithm.model_id if algorithm is not None else "rgcds",
+        model_version=algorithm.version if algorithm is not None else __version__,
+    )
+
+
+def _algorithm(name: str, version: str, parameters: Sequence[str] = ()) -> AlgorithmIdentification:
+    return AlgorithmIdentification(
+        name=name[:64], version=version[:64], parameters=list(parameters) or None
+    )
+
+
+def _provenance(p: ModelProvenance) -> AlgorithmIdentification:
+    return _algorithm(p.model_id, p.model_version, [f"validation {p.describe_metric()}"])
+
+
+def _text(name: CodedConcept, value: str) -> TextContentItem:
+    return TextContentItem(
+        name=name, value=value, relationship_type=RelationshipTypeValues.CONTAINS
+    )
+
+
+def _append(group: _Group, items: Sequence[TextContentItem]) -> None:
+    """Append TEXT qualitative evaluations to a measurement group's container."""
+    container = group[0]
+    for item in items:
+        container.ContentSequence.append(item)
+
+
+def _status_group(content: ReportContent, key: ResultKey) -> MeasurementsAndQualitativeEvaluations:
+    group = MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=TrackingIdentifier(
+            uid=key.uid("tracking-status"), identifier="Analysis status"
+        ),
+        finding_type=codes.ANALYSIS,
+        algorithm_id=_algorithm("rgcds", __version__),
+        qualitative_evaluations=[
+            QualitativeEvaluation(codes.ANALYSIS_STATUS, codes.STATUS[content.status])
+        ],
+    )
+    texts = [_text(codes.INTENDED_USE, RESEARCH_USE_ONLY)]
+    if content.reason:
+        texts.append(_text(codes.REASON, content.reason))
+    for used in content.series_used:
+        label = used.series_description or "(no description)"
+        texts.append(
+            _text(
+                codes.SERIES_ROLE[used.role],
+                f"{label} [SeriesInstanceUID {used.series_instance_uid}]",
+            )
+        )
+    texts += [_text(codes.NOTE, note) for note in content.notes]
+    _append(group, texts)
+    return group
+
+
+def _finding_sites(content: ReportContent) -> list[FindingSite]:
+    loc = content.location
+    if loc is None:
+        return []
+    laterality = codes.LATERALITY[loc.hemisphere]
+    anatomy = [codes.LOBE[lobe] for lobe in loc.lobes] or [codes.BRAIN]
+    return [FindingSite(anatomic_location=a, laterality=laterality) for a in anatomy]
+
+
+def _region_groups(
+    content: ReportContent,
+    key: ResultKey,
+    seg: pydicom.Dataset | None,
+    source: SourceSeries | None,
+    algorithm: AlgorithmInfo | None,
+) -> list[_Group]:
+    volumes = {m.region: m for m in content.regions}
+    regions = [r for r in Region if r in volumes or any(f.region is r for f in content.features)]
+    if content.location is not None and Region.WT not in regions:
+        regions.append(Region.WT)
+    sites = _finding_sites(content)
+    midline = (
+        [
+            QualitativeEvaluation(
+                codes.CROSSES_MIDLINE, codes.YES if content.location.crosses_midline else codes.NO
+            )
+        ]
+        if content.location is not None
+        else []
+    )
+    algo = (
+        _algorithm(algorithm.display_name, algorithm.version, [f"model_id {algorithm.model_id}"])
+        if algorithm
+        else None
+    )
+    groups: list[_Group] = []
+    for region in regions:
+        measurements = []
+        if region in volumes:
+            measurements.append(
+                Measurement(codes.VOLUME, float(volumes[region].volume_ml), codes.UNIT_ML)
+            )
+        for feature in content.features:
+            if feature.region is region:
+                measurements.append(
+                    Measurement(
+                        codes.radiomic_feature(
+                            feature.name, feature.ibsi_name, feature.sequence.value
+                        ),
+                        float(feature.value),
+                        codes.unit(feature.unit),
+                    )
+                )
+        label = f"{codes.REGION_LABEL[region]} ({region.value})"
+        evaluations = midline if region is Region.WT else []
+        if region.is_segment and seg is not None and source is not None:
+            number = SEGMENT_NUMBER[region]
+            groups.append(
+                VolumetricROIMeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=TrackingIdentifier(
+                        uid=key.uid("tracking", number), identifier=label
+                    ),
+                    referenced_segment=ReferencedSegment(
+                        sop_class_uid=seg.SOPClassUID,
+                        sop_instance_uid=seg.SOPInstanceUID,
+                        segment_number=number,
+                        source_series=SourceSeriesForSegmentation(source.series_instance_uid),
+                    ),
+                    finding_type=codes.REGION_FINDING[region],
+                    algorithm_id=algo,
+                    finding_sites=sites or None,
+                    measurements=measurements or None,
+                    qualitative_evaluations=evaluations or None,
+                )
+            )
+        else:
+            groups.append(
+                MeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=TrackingIdentifier(
+                        uid=key.uid(f"tracking-{region.value}"), identifier=label
+                    ),
+                    finding_type=codes.REGION_FINDING[region],
+                    algorithm_id=algo,
+                    finding_sites=sites or None,
+                    measurements=measurements or None,
+                    qualitative_evaluations=evaluations or None,
+                )
+            )
+    return groups
+
+
+def _rano_groups(content: ReportContent, key: ResultKey) -> list[_Group]:
+    if content.rano is None:
+        return []
+    groups: list[_Group] = []
+    for lesion in content.rano.lesions:
+        groups.append(
+            MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(
+                    uid=key.uid("tracking-rano", lesion.lesion),
+                    identifier=f"RANO lesion {lesion.lesion}",
+                ),
+                finding_type=codes.RANO_LESION,
+                measurements=[
+                    Measurement(codes.LONG_AXIS, float(lesion.longest_diameter_mm), codes.UNIT_MM),
+                    Measurement(
+                        codes.SHORT_AXIS, float(lesion.perpendicular_diameter_mm), codes.UNIT_MM
+                    ),
+                    Measurement(
+                        codes.PERPENDICULAR_PRODUCT, float(lesion.product_mm2), codes.UNIT_MM2
+                    ),
+                ],
+            )
+        )
+    groups.append(
+        MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=TrackingIdentifier(
+                uid=key.uid("tracking-rano-sum"), identifier="RANO sum"
+            ),
+            finding_type=codes.RANO_LESION,
+            measurements=[
+                Measurement(codes.SUM_OF_PRODUCTS, content.rano.sum_of_products_mm2, codes.UNIT_MM2)
+            ],
+        )
+    )
+    return groups
+
+
+def _prediction_groups(content: ReportContent, key: ResultKey) -> list[_Group]:
+    groups: list[_Group] = []
+    for i, pred in enumerate(content.predictions):
+        target = codes.prediction_target(pred.target)
+        probability = codes.private(
+            codes.prediction_label(pred.target, pred.positive_label).value.replace("LBL", "PRB", 1),
+            f"Probability of {pred.positive_label}"[:64],
+        )
+        groups.append(
+            MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(
+                    uid=key.uid("tracking-prediction", i),
+                    identifier=f"Prediction: {pred.target}"[:64],
+                ),
+                finding_type=target,
+                algorithm_id=_provenance(pred.provenance),
+                measurements=[Measurement(probability, float(pred.probability), codes.UNIT_ONE)],
+                qualitative_evaluations=[
+                    QualitativeEvaluation(
+                        target, codes.prediction_label(pred.target, pred.predicted_label)
+                    )
+                ],
+            )
+        )
+        _append(groups[-1], [_text(codes.INTENDED_USE, RESEARCH_USE_ONLY)])
+    survival = content.survival
+    if survival is not None:
+        measurements = [
+            Measurement(codes.RELATIVE_RISK, float(survival.relative_risk), codes.UNIT_ONE)
+        ]
+        if survival.median_os_days is not None:
+            measurements.append(
+                Measurement(codes.MEDIAN_OS, float(survival.median_os_days), codes.UNIT_DAYS)
+            )
+        for days, label in SURVIVAL_TIMEPOINTS_DAYS:
+            value = survival.survival_at(days)
+            if value is not None:
+                name = codes.private(
+                    f"OS-PROB-{days}D", f"Predicted overall survival probability at {label}"
+                )
+                measurements.append(Measurement(name, float(value), codes.UNIT_ONE))
+        groups.append(
+            MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(
+                    uid=key.uid("tracking-survival"), identifier="Survival prediction"
+                ),
+                finding_type=codes.OVERALL_SURVIVAL,
+                algorithm_id=_provenance(survival.provenance),
+                measurements=measurements,
+                qualitative_evaluations=[
+                    QualitativeEvaluation(codes.RISK_GROUP, codes.risk_group(survival.risk_group))
+                ],
+            )
+        )
+        _append(groups[-1], [_text(codes.INTENDED_USE, RESEARCH_USE_ONLY)])
+    return groups
+
+
+def _identity_dataset(content: ReportContent, key: ResultKey) -> pydicom.Dataset:
+    """A stand-in evidence dataset carrying only the study identity (for 'not analysed')."""
+    s = content.study
+    ds = pydicom.Dataset()
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = key.uid("identity-placeholder")
+    ds.SeriesInstanceUID = key.uid("identity-placeholder-series")
+    ds.StudyInstanceUID = s.study_instance_uid
+    ds.PatientID = s.patient_id
+    ds.PatientName = s.patient_name
+    ds.PatientBirthDate = s.patient_birth_date
+    ds.PatientSex = s.patient_sex
+    ds.AccessionNumber = s.accession_number
+    ds.StudyID = s.study_id
+    ds.StudyDate = s.study_date
+    ds.StudyTime = s.study_time
+    ds.ReferringPhysicianName = s.referring_physician_name
+    return ds
+
+
+def build_report(
+    content: ReportContent,
+    *,
+    seg: pydicom.Dataset | None = None,
+    source: SourceSeries | None = None,
+    algorithm: AlgorithmInfo | None = None,
+) -> Comprehensive3DSR:
+    """Build the TID 1500 measurement report.
+
+    Parameters
+    ----------
+    content
+        What to report. For ``status == "not analysed"`` only the status, the reason and
+        the series used are written, with no SEG reference.
+    seg
+        The SEG written for this analysis (from :func:`rgcds.results.seg.build_segmentation`);
+        the region groups reference its segments.
+    source
+        The reference series the SEG is defined on (evidence of the report).
+    algorithm
+        The segmentation model (UIDs derive from it, as for the SEG).
+
+    Returns
+    -------
+    highdicom.sr.Comprehensive3DSR
+        In the source study, new series, "research use only" in the series description.
+    """
+    analysed = content.status is ReportStatus.COMPLETE
+    key = report_key(content, source, algorithm)
+    observer = ObserverContext(
+        observer_type=pcodes.DCM.Device,
+        observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
+            uid=key.uid("observer-device"),
+            name="rgcds",
+            manufacturer_name=MANUFACTURER,
+            model_name=f"{MODEL_NAME} {__version__}",
+        ),
+    )
+    groups: list[_Group] = [_status_group(content, key)]
+    if analysed:
+        groups += _region_groups(content, key, seg, source, algorithm)
+        groups += _rano_groups(content, key)
+        groups += _prediction_groups(content, key)
+    report = MeasurementReport(
+        observation_context=ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.PROCEDURE_MR_BRAIN,
+        imaging_measurements=groups,
+    )
+    evidence: list[pydicom.Dataset] = []
+    if analysed and seg is not None:
+        evidence.append(seg)
+    if source is not None:
+        evidence += list(source.datasets)
+    placeholder = not evidence
+    if placeholder:
+        evidence = [_identity_dataset(content, key)]
+    sr = Comprehensive3DSR(
+        evidence=evidence,
+        content=report,
+        series_instance_uid=key.series_uid(ObjectKind.SR),
+        series_number=SERIES_NUMBER[ObjectKind.SR],
+        sop_instance_uid=key.instance_uid(ObjectKind.SR),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        series_description=SERIES_DESCRIPTION[ObjectKind.SR],
+        contributing_equipment=contributing_equipment(content.analysed_at),
+    )
+    if placeholder and "CurrentRequestedProcedureEvidenceSequence" in sr:
+        del sr.CurrentRequestedProcedureEvidenceSequence
+    _declare_private_scheme(sr)
+    stamp(sr, content.analysed_at)
+    logger.info(
+        "sr_built",
+        study_uid=key.study_instance_uid,
+        sop_instance_uid=sr.SOPInstanceUID,
+        status=content.status.value,
+        groups=len(groups),
+    )
+    return sr
+
+
+def _declare_private_scheme(ds: pydicom.Dataset) -> None:
+    item = pydicom.Dataset()
+    item.CodingSchemeDesignator = codes.PRIVATE_SCHEME
+    item.CodingSchemeName = codes.PRIVATE_SCHEME_NAME
+    item.CodingSchemeResponsibleOrganization = "rgcds project"
+    existing = list(ds.get("CodingSchemeIdentificationSequence", []))
+    if all(i.CodingSchemeDesignator != codes.PRIVATE_SCHEME for i in existing):
+        ds.CodingSchemeIdentificationSequence = [*existing, item]
+
+
+__all__ = ["SURVIVAL_TIMEPOINTS_DAYS", "build_report", "report_key"]
