@@ -17,6 +17,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rgcds.commands.demo",
     "rgcds.commands.serve",
     "rgcds.commands.status",
+    "rgcds.commands.retry",
+    "rgcds.commands.models",
 )
 
 

@@ -23,6 +23,8 @@ from pydantic_settings import (
 )
 
 from rgcds.exceptions import ConfigError
+from rgcds.inference.settings import InferenceSettings
+from rgcds.study.classify import ClassificationSettings
 
 _AE_MAX = 16
 
@@ -128,6 +130,43 @@ class LoggingSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class MetricsSettings(_Section):
+    """Prometheus metrics endpoint (``/metrics``)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=1, le=65535)
+
+
+class ProcessingSettings(_Section):
+    """Where and how studies are processed.
+
+    ``embedded`` runs the Prefect flow in the daemon's process with Prefect's local
+    ephemeral API (SQLite); ``server`` submits flow runs to a Prefect server's deployment,
+    whose workers (other machines, shared storage) process them.
+    """
+
+    mode: Literal["embedded", "server"] = "embedded"
+    prefect_api_url: str | None = None
+    deployment: str = "process-study/rgcds"
+    work_pool: str = "rgcds"
+    gpu_concurrency_limit: int = Field(default=1, ge=1)
+    concurrent_studies: int = Field(default=1, ge=1, le=64)
+    radiomics_workers: int = Field(default=2, ge=1, le=64)
+    stage_retries: int = Field(default=2, ge=0, le=10)
+    write_secondary_capture: bool = True
+    write_pdf: bool = True
+
+
+class ExportSettings(_Section):
+    """Delivery of results through the outbox."""
+
+    initial_backoff_seconds: float = Field(default=10.0, gt=0)
+    max_backoff_seconds: float = Field(default=3600.0, gt=0)
+    max_attempts: int = Field(default=50, ge=1)
+    poll_seconds: float = Field(default=5.0, gt=0)
+
+
 class Settings(BaseSettings):
     """All of rgcds' configuration. Load it once with :func:`load_settings`."""
 
@@ -143,6 +182,11 @@ class Settings(BaseSettings):
     trigger: TriggerSettings = Field(default_factory=TriggerSettings)
     destinations: list[DestinationSettings] = Field(default_factory=list)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    classification: ClassificationSettings = Field(default_factory=ClassificationSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
     research_mode: bool = False
 
     @field_validator("destinations")
@@ -221,6 +265,9 @@ def load_settings(path: Path | str | None = None) -> Settings:
 __all__ = [
     "CallingAE",
     "DestinationSettings",
+    "ExportSettings",
+    "MetricsSettings",
+    "ProcessingSettings",
     "ListenerSettings",
     "LoggingSettings",
     "Settings",

@@ -1,14 +1,57 @@
-"""``rgcds check --config PATH``: validate the configuration (and, later, peers)."""
+"""``rgcds check --config PATH [--offline] [--json]``: is this installation ready to run?
+
+Checks, one OK/FAIL/SKIP line each with the reason:
+
+* ``config``: the file (and ``RGCDS_*`` variables) validate;
+* ``storage``: ``storage.root`` exists or can be created, and is writable (a probe file is
+  written, fsynced and deleted; directories the check created are removed again);
+* ``free space``: above ``storage.min_free_bytes``;
+* ``job store``: the SQLite job store opens (a throw-away probe database when none exists
+  yet, so that the check creates nothing that lasts);
+* ``models``: the model registry's folder has models; then one ``model ID`` line per model
+  folder (card schema and the weights' sha256);
+* ``destination NAME``: a C-ECHO (with the destination's TLS) answered with Success;
+  skipped with ``--offline``.
+
+The exit status is 1 when any check fails.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
 from rgcds.commands import add_config_argument, settings_and_logging
+from rgcds.config import DestinationSettings, Settings, StorageSettings
+from rgcds.exceptions import RgcdsError
+from rgcds.store.jobs import JOB_STORE_NAME, JobStore, job_store_path
+from rgcds.store.records import JobState
 
 NAME = "check"
-HELP = "Validate the configuration; exit 1 with the reason when anything is wrong."
+HELP = ("Check the configuration, storage, models and destinations (C-ECHO); "
+        "exit 1 when anything is wrong.")
+
+OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check's outcome: ``status`` is ``OK``, ``FAIL`` or ``SKIP``; ``detail`` says why."""
+
+    name: str
+    status: str
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        """Whether the check did not fail."""
+        return self.status != FAIL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,17 +60,200 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--offline", action="store_true", help="do not contact destinations (no C-ECHO)"
     )
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="C-ECHO timeout per destination (default 10)")
+
+
+# -- storage ----------------------------------------------------------------------------
+
+
+def _create_dirs(root: Path) -> list[Path]:
+    """Create ``root`` and missing parents; return those created, outermost first."""
+    missing: list[Path] = []
+    p = root
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    created: list[Path] = []
+    for d in reversed(missing):
+        d.mkdir()
+        created.append(d)
+    return created
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    for d in reversed(created):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def _probe_write(root: Path) -> None:
+    probe = root / f".rgcds-check-{os.getpid()}-{uuid.uuid4().hex}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"rgcds storage probe\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def _probe_job_store(root: Path) -> str:
+    path = job_store_path(root)
+    if path.exists():
+        with JobStore(path) as store:
+            queued = len(store.jobs([JobState.QUEUED]))
+            failed = len(store.jobs([JobState.FAILED]))
+            studies = len(store.study_summaries())
+        return f"{path} opens: {studies} studies, {queued} queued, {failed} failed"
+    probe = root / f".rgcds-check-{os.getpid()}-{uuid.uuid4().hex}-{JOB_STORE_NAME}"
+    try:
+        with JobStore(probe) as store:
+            store.jobs()
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{probe}{suffix}").unlink(missing_ok=True)
+    return f"{path} does not exist yet; a test database opened in its folder"
+
+
+def check_storage(storage: StorageSettings) -> list[CheckResult]:
+    """Check ``storage.root``: creatable, writable (fsync), free space, job store opens."""
+    root = storage.root
+    if root.exists() and not root.is_dir():
+        return [CheckResult("storage", FAIL, f"storage.root {root} exists but is not a folder.")]
+    created: list[Path] = []
+    try:
+        try:
+            created = _create_dirs(root)
+        except OSError as exc:
+            return [CheckResult(
+                "storage", FAIL,
+                f"storage.root {root} does not exist and cannot be created: "
+                f"{exc.strerror or exc}.",
+            )]
+        try:
+            _probe_write(root)
+        except OSError as exc:
+            return [CheckResult(
+                "storage", FAIL,
+                f"storage.root {root} is not writable: {exc.strerror or exc}.",
+            )]
+        note = " (it does not exist yet and can be created)" if created else ""
+        results = [CheckResult("storage", OK, f"{root} is writable{note}")]
+        free = shutil.disk_usage(root).free
+        if free < storage.min_free_bytes:
+            results.append(CheckResult(
+                "free space", FAIL,
+                f"only {free} bytes are free under {root}, below "
+                f"storage.min_free_bytes={storage.min_free_bytes}; free space or lower it.",
+            ))
+        else:
+            results.append(CheckResult(
+                "free space", OK,
+                f"{free} bytes free (storage.min_free_bytes={storage.min_free_bytes})",
+            ))
+        try:
+            results.append(CheckResult("job store", OK, _probe_job_store(root)))
+        except RgcdsError as exc:
+            results.append(CheckResult("job store", FAIL, str(exc)))
+        return results
+    finally:
+        _remove_dirs(created)
+
+
+# -- models -----------------------------------------------------------------------------
+
+
+def check_models(settings: Settings) -> list[CheckResult]:
+    """Verify every model folder (card schema, sha256) with the inference model registry."""
+    try:
+        from rgcds.inference import ModelRegistry
+    except Exception as exc:  # the registry is optional at this level; say why it is missing
+        return [CheckResult(
+            "models", FAIL,
+            f"the model registry is unavailable ({type(exc).__name__}: {exc}); "
+            "reinstall rgcds with its dependencies.",
+        )]
+    registry = ModelRegistry(settings.inference.models_root)
+    try:
+        verified = registry.verify()
+    except Exception as exc:
+        return [CheckResult("models", FAIL, str(exc) or type(exc).__name__)]
+    if not verified:
+        return [CheckResult(
+            "models", FAIL,
+            f"no model folders (with a model.yaml) in {registry.root}; install the models "
+            "or set [inference] models_root.",
+        )]
+    results = [CheckResult("models", OK, f"{len(verified)} model folder(s) in {registry.root}")]
+    for r in verified:
+        results.append(CheckResult(f"model {r.model_id}", OK if r.ok else FAIL, r.message))
+    return results
+
+
+# -- destinations -----------------------------------------------------------------------
+
+
+def check_destination(
+    destination: DestinationSettings, calling_ae_title: str, timeout: float = 10.0
+) -> CheckResult:
+    """C-ECHO one destination (with its TLS settings); OK only on status Success."""
+    from rgcds.dicom import Peer, client_ssl_context, echo
+
+    name = f"destination {destination.name}"
+    where = f"{destination.ae_title}@{destination.host}:{destination.port}"
+    try:
+        context = client_ssl_context(destination.tls) if destination.tls.enabled else None
+        peer = Peer(
+            destination.host, destination.port, destination.ae_title,
+            calling_ae_title=destination.calling_ae_title or calling_ae_title,
+            ssl_context=context, timeout=timeout,
+        )
+        status = echo(peer)
+    except RgcdsError as exc:
+        return CheckResult(name, FAIL, f"C-ECHO to {where} failed: {exc}")
+    except (OSError, ValueError, RuntimeError) as exc:
+        return CheckResult(name, FAIL, f"C-ECHO to {where} failed: {type(exc).__name__}: {exc}")
+    tls = " over TLS" if context is not None else ""
+    if status != 0:
+        return CheckResult(name, FAIL, f"{where} answered the C-ECHO with status 0x{status:04X}")
+    return CheckResult(name, OK, f"{where} answered the C-ECHO{tls}")
+
+
+def run_checks(
+    settings: Settings, config: Path | None, *, offline: bool = False, timeout: float = 10.0
+) -> list[CheckResult]:
+    """Run every check for already-validated ``settings`` (the file is ``config``)."""
+    results = [CheckResult("config", OK, f"{config or 'the defaults'} is valid")]
+    results += check_storage(settings.storage)
+    results += check_models(settings)
+    for destination in settings.destinations:
+        if offline:
+            results.append(CheckResult(
+                f"destination {destination.name}", SKIP, "no C-ECHO (--offline)"
+            ))
+        else:
+            results.append(check_destination(destination, settings.listener.ae_title, timeout))
+    return results
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_and_logging(args)
-    results = [("config", True, f"{args.config} is valid")]
-    ok = all(r[1] for r in results)
+    results = run_checks(settings, args.config, offline=args.offline, timeout=args.timeout)
+    ok = all(r.ok for r in results)
     if args.json:
-        print(json.dumps([{"check": n, "ok": o, "detail": d} for n, o, d in results]))
+        print(json.dumps([
+            {"check": r.name, "ok": r.ok, "status": r.status, "detail": r.detail}
+            for r in results
+        ]))
     else:
-        for name, passed, detail in results:
-            print(f"{'OK  ' if passed else 'FAIL'} {name}: {detail}")
+        for r in results:
+            print(f"{r.status:4} {r.name}: {r.detail}")
         print(f"listener {settings.listener.ae_title}@{settings.listener.host}:"
               f"{settings.listener.port}, {len(settings.destinations)} destination(s)")
     return 0 if ok else 1
+
+
+__all__ = ["CheckResult", "check_destination", "check_models", "check_storage", "run_checks"]

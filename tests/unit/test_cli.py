@@ -21,9 +21,18 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert __version__ in capsys.readouterr().out
 
 
-def test_check_valid_config(capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_valid_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rgcds.inference.testing import write_model_folder
+
+    models = tmp_path / "models"
+    write_model_folder(models / "tiny")
+    monkeypatch.setenv("RGCDS_STORAGE__ROOT", str(tmp_path / "storage"))
+    monkeypatch.setenv("RGCDS_INFERENCE__MODELS_ROOT", str(models))
     assert main(["check", "--config", str(EXAMPLE), "--offline"]) == 0
-    assert "config" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "config" in out and "storage" in out
 
 
 def test_check_invalid_config_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

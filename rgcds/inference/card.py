@@ -1,0 +1,404 @@
+"""Model cards: the schema of ``model.yaml`` and how a card is read and checked.
+
+A model folder holds ``model.yaml`` (its card) and its weights. The card says what the
+model is for, what it expects (channels, spacing, orientation, normalisation, patch size),
+what it returns (softmax classes or sigmoid regions, mapped to label values and coded
+segment definitions), what it was trained and validated on, and the sha256 of its weights.
+Reading a card checks the schema (unknown keys are errors) and, on request, the checksum;
+every problem is reported as one full sentence that names the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rgcds.inference.errors import ChecksumMismatchError, ModelCardError
+
+CARD_FILENAME = "model.yaml"
+
+_CHUNK = 1 << 20
+
+
+class TaskValues(StrEnum):
+    """What a model predicts."""
+
+    SEGMENTATION = "segmentation"
+    CLASSIFICATION = "classification"
+    SURVIVAL = "survival"
+
+
+class OutputModeValues(StrEnum):
+    """How a segmentation model's output channels map to labels.
+
+    ``softmax``: one channel per class (background included); the label of a voxel is the
+    label of the class with the highest probability. ``sigmoid_regions``: one independent
+    channel per (possibly overlapping) region, e.g. BraTS WT/TC/ET as nnU-Net's region
+    training and MONAI's BraTS bundles export them; regions are painted in card order.
+    """
+
+    SOFTMAX = "softmax"
+    SIGMOID_REGIONS = "sigmoid_regions"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CodedConcept(_Strict):
+    """A coded concept (code value, coding scheme designator, code meaning)."""
+
+    code: str = Field(min_length=1)
+    scheme: Literal["SCT", "DCM", "NCIt", "UMLS"] = "SCT"
+    meaning: str = Field(min_length=1)
+
+
+MORPHOLOGICALLY_ALTERED_STRUCTURE = CodedConcept(
+    code="49755003", scheme="SCT", meaning="Morphologically Altered Structure"
+)
+
+
+class SegmentDefinition(_Strict):
+    """A label value of a segmentation and the coded concepts that define it."""
+
+    label: int = Field(ge=1, le=255)
+    name: str = Field(min_length=1)
+    category: CodedConcept = MORPHOLOGICALLY_ALTERED_STRUCTURE
+    type: CodedConcept
+    color_rgb: tuple[int, int, int] | None = None
+
+
+class Normalisation(_Strict):
+    """How each input channel is normalised before it is handed to the network.
+
+    ``zscore`` subtracts the mean and divides by the standard deviation of the voxels in
+    ``mask`` (``brain``: the brain mask; ``nonzero``: voxels where any channel is non-zero;
+    ``all``). ``outside`` says whether voxels outside the mask keep their normalised value
+    or are set to 0. ``clip`` bounds the normalised values.
+    """
+
+    method: Literal["zscore", "none"] = "zscore"
+    mask: Literal["brain", "nonzero", "all"] = "brain"
+    outside: Literal["keep", "zero"] = "keep"
+    clip: tuple[float, float] | None = None
+
+
+class InputSpec(_Strict):
+    """What the network expects: channel order, geometry, normalisation, patch size."""
+
+    tensor_name: str | None = None
+    channels: list[str] = Field(min_length=1)
+    axis_order: Literal["CZYX"] = "CZYX"
+    spacing_mm: tuple[float, float, float]
+    orientation: str = Field(default="LPS", pattern=r"^[LRAPSI]{3}$")
+    normalisation: Normalisation = Field(default_factory=Normalisation)
+    patch_size: tuple[int, int, int]
+    divisible_by: int = Field(default=1, ge=1)
+
+
+class ClassSpec(_Strict):
+    """One softmax output channel and the label value it becomes (0 is background)."""
+
+    index: int = Field(ge=0)
+    label: int = Field(ge=0, le=255)
+    name: str
+
+
+class RegionSpec(_Strict):
+    """One sigmoid output channel (a region) and the label painted where it is on."""
+
+    index: int = Field(ge=0)
+    name: str
+    label: int = Field(ge=1, le=255)
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+
+
+class OutputSpec(_Strict):
+    """What the network returns and how it becomes labels."""
+
+    tensor_name: str | None = None
+    mode: OutputModeValues = OutputModeValues.SOFTMAX
+    logits: bool = True
+    classes: list[ClassSpec] = Field(default_factory=list)
+    regions: list[RegionSpec] = Field(default_factory=list)
+    segments: list[SegmentDefinition] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OutputSpec:
+        if self.mode is OutputModeValues.SOFTMAX:
+            if len(self.classes) < 2:
+                raise ValueError(
+                    "outputs.mode is softmax, so outputs.classes must list at least two "
+                    "classes (background and one label)"
+                )
+            indices = sorted(c.index for c in self.classes)
+            if indices != list(range(len(indices))):
+                raise ValueError(
+                    f"outputs.classes must number the output channels 0..{len(indices) - 1} "
+                    f"once each, got indices {indices}"
+                )
+            labels = {c.label for c in self.classes if c.label != 0}
+        else:
+            if not self.regions:
+                raise ValueError(
+                    "outputs.mode is sigmoid_regions, so outputs.regions must list the "
+                    "region channels (e.g. WT, TC, ET) and the label each one paints"
+                )
+            indices = sorted(r.index for r in self.regions)
+            if len(set(indices)) != len(indices):
+                raise ValueError(f"outputs.regions use an output channel twice: {indices}")
+            labels = {r.label for r in self.regions}
+        defined = {s.label for s in self.segments}
+        missing = sorted(labels - defined)
+        if self.segments and missing:
+            raise ValueError(
+                f"label value(s) {missing} are produced by the model but have no entry in "
+                "outputs.segments; add a coded segment definition for each label"
+            )
+        return self
+
+    @property
+    def n_channels(self) -> int:
+        """Number of output channels the network returns."""
+        if self.mode is OutputModeValues.SOFTMAX:
+            return len(self.classes)
+        return max(r.index for r in self.regions) + 1
+
+
+class WeightsSpec(_Strict):
+    """The weights file, relative to the model folder, and its sha256."""
+
+    file: str = Field(min_length=1)
+    format: Literal["onnx"] = "onnx"
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    opset: int | None = Field(default=None, ge=7)
+
+
+class ValidationSpec(_Strict):
+    """How the model was validated: on what, how many cases, with which results."""
+
+    dataset: str
+    n_cases: int = Field(ge=1)
+    metrics: dict[str, float] = Field(min_length=1)
+    notes: str | None = None
+
+
+class ModelCard(_Strict):
+    """A model's card (``model.yaml``), checked against the schema.
+
+    Attributes
+    ----------
+    path
+        The folder the card was read from (set by :func:`load_card`, not written in YAML).
+    validated
+        ``True`` when the card reports validation metrics. Callers refuse an unvalidated
+        model unless they run in research mode.
+    """
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    version: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    task: TaskValues
+    description: str = ""
+    research_use_only: bool
+    intended_use: str = Field(min_length=1)
+    training_data: str = Field(min_length=1)
+    authors: list[str] = Field(default_factory=list)
+    license: str | None = None
+    weights: WeightsSpec
+    inputs: InputSpec
+    outputs: OutputSpec
+    validation: ValidationSpec | None = None
+    path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _task_outputs(self) -> ModelCard:
+        if self.task is TaskValues.SEGMENTATION and not self.outputs.segments:
+            raise ValueError(
+                "a segmentation card must define outputs.segments (label value, name and "
+                "coded category and type for each label)"
+            )
+        return self
+
+    @property
+    def validated(self) -> bool:
+        """Whether the card reports validation metrics."""
+        return self.validation is not None and bool(self.validation.metrics)
+
+    @property
+    def weights_path(self) -> Path:
+        """Absolute path of the weights file."""
+        base = self.path if self.path is not None else Path(".")
+        return base / self.weights.file
+
+    @property
+    def label_values(self) -> dict[int, SegmentDefinition]:
+        """Segment definitions by label value."""
+        return {s.label: s for s in self.outputs.segments}
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex sha256 of a file, read in 1 MiB chunks.
+
+    Parameters
+    ----------
+    path
+        The file to hash.
+
+    Returns
+    -------
+    str
+        64 lower-case hex digits.
+    """
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _explain(error: ValidationError, source: Path) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "the card"
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            parts.append(f"'{where}' is not a known key (check its spelling or remove it)")
+        elif kind == "missing":
+            parts.append(f"'{where}' is required but missing")
+        else:
+            msg = str(item["msg"]).removeprefix("Value error, ")
+            parts.append(f"'{where}' is invalid: {msg}")
+    return (
+        f"The model card {source} does not follow the schema: " + "; ".join(parts)
+        + ". Fix the card and run 'rgcds models verify' again."
+    )
+
+
+def parse_card(data: Any, source: Path, folder: Path | None = None) -> ModelCard:
+    """Check a card's parsed YAML against the schema.
+
+    Parameters
+    ----------
+    data
+        The mapping read from ``model.yaml``.
+    source
+        Where the data came from, for messages.
+    folder
+        The model folder, stored as :attr:`ModelCard.path`.
+
+    Returns
+    -------
+    ModelCard
+        The checked card.
+
+    Raises
+    ------
+    ModelCardError
+        When the data does not follow the schema; the message lists every problem.
+    """
+    if not isinstance(data, dict):
+        raise ModelCardError(
+            f"The model card {source} must be a YAML mapping of keys to values, "
+            f"but it holds a {type(data).__name__}."
+        )
+    if "path" in data:
+        raise ModelCardError(
+            f"The model card {source} must not set 'path'; the folder it lies in is its path."
+        )
+    try:
+        card = ModelCard.model_validate(data)
+    except ValidationError as exc:
+        raise ModelCardError(_explain(exc, source)) from None
+    return card.model_copy(update={"path": folder})
+
+
+def load_card(folder: Path, check_checksum: bool = True) -> ModelCard:
+    """Read and check the card of the model in ``folder``.
+
+    Parameters
+    ----------
+    folder
+        A model folder holding ``model.yaml`` and the weights it names.
+    check_checksum
+        Also hash the weights and compare with the card (the default).
+
+    Returns
+    -------
+    ModelCard
+        The checked card, with :attr:`ModelCard.path` set to ``folder``.
+
+    Raises
+    ------
+    ModelCardError
+        The card is missing, not YAML, or does not follow the schema, or the weights file
+        it names does not exist.
+    ChecksumMismatchError
+        The weights' sha256 differs from the card's.
+    """
+    folder = Path(folder).resolve()
+    source = folder / CARD_FILENAME
+    if not source.is_file():
+        raise ModelCardError(
+            f"The model folder {folder} has no {CARD_FILENAME}; every model needs a card "
+            "that describes it and the sha256 of its weights."
+        )
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ModelCardError(f"The model card {source} cannot be read as YAML: {exc}.") from exc
+    card = parse_card(data, source, folder)
+    weights = card.weights_path
+    if not weights.is_file():
+        raise ModelCardError(
+            f"The model card {source} names the weights file '{card.weights.file}', "
+            f"which does not exist in {folder}; copy the weights there or fix 'weights.file'."
+        )
+    if check_checksum:
+        verify_checksum(card)
+    return card
+
+
+def verify_checksum(card: ModelCard) -> None:
+    """Compare the sha256 of the card's weights with the one it declares.
+
+    Raises
+    ------
+    ChecksumMismatchError
+        When they differ, naming both values.
+    """
+    actual = sha256_file(card.weights_path)
+    if actual != card.weights.sha256:
+        raise ChecksumMismatchError(
+            f"The weights {card.weights_path} of model '{card.id}' have sha256 {actual}, "
+            f"but its card declares {card.weights.sha256}; the file is corrupt or was "
+            "replaced. Restore the original weights, or, if the new ones are intended, "
+            "validate them and update the card's sha256."
+        )
+
+
+__all__ = [
+    "CARD_FILENAME",
+    "MORPHOLOGICALLY_ALTERED_STRUCTURE",
+    "ClassSpec",
+    "CodedConcept",
+    "InputSpec",
+    "ModelCard",
+    "Normalisation",
+    "OutputModeValues",
+    "OutputSpec",
+    "RegionSpec",
+    "SegmentDefinition",
+    "TaskValues",
+    "ValidationSpec",
+    "WeightsSpec",
+    "load_card",
+    "parse_card",
+    "sha256_file",
+    "verify_checksum",
+]
