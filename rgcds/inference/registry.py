@@ -55,6 +55,10 @@ class ModelRegistry:
         self.root = Path(root) if root is not None else DEFAULT_MODELS_ROOT
 
     def _folders(self) -> builtins.list[Path]:
+        """Folders of ONNX models (segmentation); prediction models are read elsewhere."""
+        return [f for f in self._all_folders() if not _is_prediction_card(f)]
+
+    def _all_folders(self) -> builtins.list[Path]:
         if not self.root.is_dir():
             raise ModelNotFoundError(
                 f"The models folder {self.root} does not exist; set [inference] models_root "
@@ -130,7 +134,10 @@ class ModelRegistry:
             One per folder with a ``model.yaml``, in folder order.
         """
         results = []
-        for folder in self._folders():
+        for folder in self._all_folders():
+            if _is_prediction_card(folder):
+                results.append(_verify_prediction_card(folder))
+                continue
             try:
                 card = load_card(folder, check_checksum=True)
             except ModelError as exc:
@@ -151,3 +158,39 @@ class ModelRegistry:
 
 
 __all__ = ["DEFAULT_MODELS_ROOT", "ModelRegistry", "VerifyResult"]
+
+
+_PREDICTION_TASKS = ("classification", "survival")
+
+
+def _is_prediction_card(folder: Path) -> bool:
+    """Whether ``folder`` holds a marker or survival model (``rgcds.analysis.cards``)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((folder / CARD_FILENAME).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and data.get("task") in _PREDICTION_TASKS and (
+        "target" in data or "features" in data
+    )
+
+
+def _verify_prediction_card(folder: Path) -> VerifyResult:
+    from rgcds.analysis.cards import read_card, verify_weights
+
+    try:
+        card = read_card(folder)
+        verify_weights(card)
+    except ModelError as exc:
+        return VerifyResult(folder, folder.name, False, False, str(exc))
+    validated = card.validation is not None
+    note = (
+        f"{card.validation.metric} {card.validation.value:.3f}"
+        if card.validation is not None
+        else "NO validation metrics (refused outside research mode)"
+    )
+    return VerifyResult(
+        folder, card.id, True, validated,
+        f"Model '{card.id}' {card.version} ({card.task}): card valid, sha256 matches, {note}.",
+    )

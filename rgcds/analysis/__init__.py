@@ -1,0 +1,87 @@
+"""Tumour analysis: measurements (volumes, RANO, location), radiomics and predictions.
+
+Stages are plain functions on SimpleITK images and frozen dataclasses:
+
+* :func:`measure` - volumes per sub-region, RANO bidimensional products, multifocality and
+  location (hemisphere, lobes, midline crossing);
+* :func:`extract_radiomics` - pyradiomics features per (region, sequence), a tidy table;
+* :func:`predict_all` / :func:`load_model` - radiogenomic marker and survival predictions from
+  models whose cards (:mod:`rgcds.analysis.cards`) carry validation metrics and a sha256.
+
+Everything here is for research use only (:data:`rgcds.RESEARCH_USE_ONLY`).
+"""
+
+from __future__ import annotations
+
+from rgcds.analysis.cards import (
+    ModelCard,
+    UnvalidatedModelError,
+    ValidationMetric,
+    discover_cards,
+    read_card,
+)
+from rgcds.analysis.location import LobeAtlas, Location, load_lobe_atlas, locate
+from rgcds.analysis.measure import (
+    REGIONS,
+    Measurements,
+    RanoLesion,
+    RanoResult,
+    RegionMeasurement,
+    measure,
+    measure_volumes,
+    rano,
+)
+from rgcds.analysis.predict import (
+    ClassifierModel,
+    ClinicalInputs,
+    MarkerPrediction,
+    ModelProvenance,
+    Predictions,
+    SurvivalModel,
+    SurvivalPrediction,
+    load_model,
+    predict_all,
+)
+from rgcds.analysis.radiomics import (
+    FEATURE_COLUMNS,
+    RadiomicsParams,
+    extract_radiomics,
+    load_params,
+    to_wide,
+    write_features,
+)
+
+__all__ = [
+    "FEATURE_COLUMNS",
+    "REGIONS",
+    "ClassifierModel",
+    "ClinicalInputs",
+    "LobeAtlas",
+    "Location",
+    "MarkerPrediction",
+    "Measurements",
+    "ModelCard",
+    "ModelProvenance",
+    "Predictions",
+    "RadiomicsParams",
+    "RanoLesion",
+    "RanoResult",
+    "RegionMeasurement",
+    "SurvivalModel",
+    "SurvivalPrediction",
+    "UnvalidatedModelError",
+    "ValidationMetric",
+    "discover_cards",
+    "extract_radiomics",
+    "load_lobe_atlas",
+    "load_model",
+    "load_params",
+    "locate",
+    "measure",
+    "measure_volumes",
+    "predict_all",
+    "rano",
+    "read_card",
+    "to_wide",
+    "write_features",
+]
