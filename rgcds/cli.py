@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rgcds.commands.status",
     "rgcds.commands.retry",
     "rgcds.commands.models",
+    "rgcds.commands.process",
 )
 
 

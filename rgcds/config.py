@@ -86,7 +86,9 @@ class ListenerSettings(_Section):
             ipaddress.ip_address(value)
         except ValueError:
             if not value or any(c.isspace() for c in value):
-                raise ValueError(f"host must be an IP address or host name, got {value!r}") from None
+                raise ValueError(
+                    f"host must be an IP address or host name, got {value!r}"
+                ) from None
         return value
 
     @field_validator("allowed_calling_aets")
@@ -147,12 +149,17 @@ class ProcessingSettings(_Section):
     """
 
     mode: Literal["embedded", "server"] = "embedded"
+    segmentation_model: str = "brats-unet-phantom"
     prefect_api_url: str | None = None
     deployment: str = "process-study/rgcds"
     work_pool: str = "rgcds"
     gpu_concurrency_limit: int = Field(default=1, ge=1)
     concurrent_studies: int = Field(default=1, ge=1, le=64)
     radiomics_workers: int = Field(default=2, ge=1, le=64)
+    # The demo prediction models were trained on features of this parameter file and these
+    # regions; use "radiomics_mri.yaml" (1 mm, all classes) for a research extraction.
+    radiomics_params: str = "radiomics_fast.yaml"
+    radiomics_regions: tuple[Literal["NCR", "ET", "ED", "TC", "WT"], ...] = ("TC", "ET", "ED")
     stage_retries: int = Field(default=2, ge=0, le=10)
     write_secondary_capture: bool = True
     write_pdf: bool = True
@@ -266,10 +273,10 @@ __all__ = [
     "CallingAE",
     "DestinationSettings",
     "ExportSettings",
-    "MetricsSettings",
-    "ProcessingSettings",
     "ListenerSettings",
     "LoggingSettings",
+    "MetricsSettings",
+    "ProcessingSettings",
     "Settings",
     "StorageSettings",
     "TlsSettings",

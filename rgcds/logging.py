@@ -139,7 +139,7 @@ def remember_phi(dataset: Any) -> None:
             else:
                 items = value if isinstance(value, list | tuple) else [value]
                 values += [str(v) for v in items]
-    except Exception:  # noqa: BLE001, S110 - never let log safety break the caller
+    except Exception:  # noqa: S110 - never let log safety break the caller
         pass
     _PHI_VALUES.add(values)
 
@@ -267,6 +267,9 @@ def configure_logging(
     root.setLevel(level)
     # pynetdicom dumps whole datasets at DEBUG; keep it at INFO or quieter.
     logging.getLogger("pynetdicom").setLevel(max(logging.INFO, logging.getLevelName(level)))
+    # highdicom narrates every module it copies at INFO; keep its warnings only.
+    logging.getLogger("highdicom").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    logging.getLogger("radiomics").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def bind_study(correlation_id: str, study_uid: str | None = None) -> None:

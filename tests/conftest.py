@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import socket
 import subprocess
 import time
@@ -25,6 +27,12 @@ from typing import Any
 import pytest
 
 ORTHANC_BIN = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+
+# Prefect: a private home per test session, the local ephemeral API, patience on a busy CI box.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rgcds-prefect-"))
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
 def free_port() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rgcds.commands import add_config_argument, settings_and_logging
@@ -10,6 +11,7 @@ from rgcds.config import Settings
 
 if TYPE_CHECKING:
     from rgcds.service import Daemon
+    from rgcds.store import JobStore
 
 NAME = "serve"
 HELP = "Run the DICOM listener, study trigger, processing and delivery until SIGTERM/SIGINT."
@@ -19,19 +21,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
 
 
-def build_daemon(settings: Settings) -> Daemon:
+def build_daemon(
+    settings: Settings, config_path: Path | None = None, *, port: int | None = None
+) -> Daemon:
     """The daemon ``rgcds serve`` runs, with its processing and delivery slots filled.
 
-    ``Daemon.processor`` (``process(job) -> None``) and ``Daemon.deliver``
-    (``deliver() -> None``) stay empty until the pipeline and the exporter are plugged in
-    here; queued studies then wait in the job store.
+    Processing runs the ``process-study`` flow for each queued job (in-process, or on a
+    Prefect server's workers); delivery sends the outbox to the destinations.
     """
+    from rgcds.pipeline.delivery import make_deliverer
     from rgcds.service import Daemon
+    from rgcds.service.processing import make_processor
 
-    return Daemon(settings)
+    daemon = Daemon(settings, port=port)
+
+    def jobs() -> JobStore:
+        if daemon.jobs is None:
+            raise RuntimeError("The daemon's job store is not open yet (start() opens it).")
+        return daemon.jobs
+
+    daemon.processor = make_processor(settings, config_path, jobs, daemon.metrics)
+    daemon.deliver = make_deliverer(settings, jobs, daemon.metrics)
+    return daemon
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_and_logging(args)
-    build_daemon(settings).run_forever()
+    build_daemon(settings, args.config).run_forever()
     return 0

@@ -1,0 +1,109 @@
+"""Prefect flow ``process-study``: one study, a task per stage. Orchestration only.
+
+Every stage is a function of :mod:`rgcds.pipeline.stages`; :func:`rgcds.pipeline.run_study`
+decides the order and the "not analysed" path. This flow runs them as Prefect tasks (retries
+only on stages whose failure can be transient), then queues the results in the outbox.
+
+Embedded mode: ``rgcds serve`` calls :func:`process_study` in-process with Prefect's local
+ephemeral API. Server mode: the same flow is deployed to a Prefect server (see
+``docs/operations.md``) and run by workers on other machines with the storage root on
+shared storage::
+
+    prefect deploy pipelines/process_study.py:process_study -n rgcds -p rgcds
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from rgcds.config import load_settings
+from rgcds.logging import bind_study
+from rgcds.pipeline import StudyContext, run_study
+from rgcds.pipeline.delivery import export
+from rgcds.store import JobStore, job_store_path
+
+T = TypeVar("T")
+
+#: Stages whose failure may pass (shared storage hiccups, a busy GPU): retried.
+TRANSIENT_STAGES = frozenset({"index", "segment", "export"})
+#: Tag of the GPU-bound stage; bound it with ``prefect concurrency-limit create rgcds-gpu N``.
+GPU_TAG = "rgcds-gpu"
+
+
+class PrefectStageRunner:
+    """Runs each stage as a Prefect task (no result caching: stages keep their own)."""
+
+    def __init__(self, retries: int) -> None:
+        self.retries = retries
+
+    def __call__(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        stage = task(  # type: ignore[call-overload]
+            fn,
+            name=name,
+            cache_policy=NO_CACHE,
+            persist_result=False,
+            retries=self.retries if name in TRANSIENT_STAGES else 0,
+            retry_delay_seconds=5,
+            tags=[GPU_TAG] if name == "segment" else [],
+            log_prints=False,
+        )
+        result: T = stage(*args)
+        return result
+
+
+@flow(name="process-study", persist_result=False, log_prints=False)
+def process_study(
+    inputs: list[str],
+    work_dir: str,
+    config_path: str | None = None,
+    job_id: int = 0,
+    correlation_id: str = "",
+) -> dict[str, Any]:
+    """Process one study and queue its results for every destination.
+
+    Parameters
+    ----------
+    inputs
+        DICOM files or folders of the study (on storage the worker can read).
+    work_dir
+        The run's work directory.
+    config_path
+        The TOML configuration (``RGCDS_*`` variables apply as well).
+    job_id
+        The job store's job; 0 for an offline run (nothing queued).
+    correlation_id
+        Carried on every log line.
+    """
+    settings = load_settings(config_path)
+    bind_study(correlation_id or f"job-{job_id}")
+    ctx = StudyContext(
+        inputs=tuple(Path(p) for p in inputs),
+        work_dir=Path(work_dir),
+        settings=settings,
+        job_id=job_id,
+        correlation_id=correlation_id,
+    )
+    outcome = run_study(ctx, PrefectStageRunner(settings.processing.stage_retries))
+    queued = 0
+    if job_id:
+        jobs = JobStore(job_store_path(settings.storage.root))
+        try:
+            runner = PrefectStageRunner(settings.processing.stage_retries)
+            queued = runner("export", export, settings, jobs, job_id, list(outcome.written))
+        finally:
+            jobs.close()
+    return {
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "objects": len(outcome.written),
+        "queued": queued,
+        "stage_seconds": outcome.stage_seconds,
+    }
+
+
+__all__ = ["GPU_TAG", "TRANSIENT_STAGES", "PrefectStageRunner", "process_study"]

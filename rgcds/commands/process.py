@@ -1,0 +1,56 @@
+"""``rgcds process --out DIR INPUT...``: run the pipeline on files, offline, no network."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from rgcds import RESEARCH_USE_ONLY
+from rgcds.commands import add_config_argument, settings_and_logging
+
+NAME = "process"
+HELP = "Analyse one study from DICOM files offline and write the result objects to --out."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser, required=False)
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_and_logging(args)
+    from rgcds.pipeline import StudyContext, run_study
+
+    missing = [str(p) for p in args.inputs if not p.exists()]
+    if missing:
+        print(f"rgcds process: no such input: {', '.join(missing)}")
+        return 1
+    work = args.out / "work"
+    ctx = StudyContext(inputs=tuple(args.inputs), work_dir=work, settings=settings)
+    outcome = run_study(ctx)
+    results = args.out / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    for _uid, path in outcome.written:
+        shutil.copy2(path, results / path.name)
+    record = {
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "objects": [str(results / p.name) for _u, p in outcome.written],
+        "stage_seconds": outcome.stage_seconds,
+        "summary": outcome.summary,
+        "note": RESEARCH_USE_ONLY,
+    }
+    (args.out / "outcome.json").write_text(json.dumps(record, indent=2))
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print(f"status: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
+        for key, value in outcome.summary.items():
+            print(f"{key}: {value}")
+        print(f"{len(outcome.written)} result object(s) in {results}")
+        print(RESEARCH_USE_ONLY)
+    return 0

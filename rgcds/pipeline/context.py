@@ -1,0 +1,66 @@
+"""The records a study's processing starts from and ends with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rgcds.config import Settings
+
+
+@dataclass(frozen=True)
+class StudyContext:
+    """What one processing run of a study needs.
+
+    Attributes
+    ----------
+    inputs
+        DICOM files or folders of the study.
+    work_dir
+        The run's work directory (intermediate results, written objects).
+    settings
+        The daemon's settings.
+    job_id
+        The job store's job id, when run by the daemon (0 offline).
+    correlation_id
+        Carried on every log line of the run.
+    """
+
+    inputs: tuple[Path, ...]
+    work_dir: Path
+    settings: Settings
+    job_id: int = 0
+    correlation_id: str = ""
+
+    def path(self, name: str) -> Path:
+        """A file in the work directory (its folder created)."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        return self.work_dir / name
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What a run produced.
+
+    Attributes
+    ----------
+    status
+        ``complete`` or ``not analysed``.
+    reason
+        Why the study was not analysed, else ``None``.
+    written
+        ``(SOP Instance UID, path)`` of every result object, SEG first.
+    stage_seconds
+        Wall time per stage.
+    summary
+        A PHI-free summary (volumes, predictions) for logs and the command line.
+    """
+
+    status: str
+    reason: str | None
+    written: tuple[tuple[str, Path], ...]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    summary: dict[str, object] = field(default_factory=dict)
+
+
+__all__ = ["StudyContext", "StudyOutcome"]

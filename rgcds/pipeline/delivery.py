@@ -1,0 +1,114 @@
+"""Results into the outbox, and the outbox to the PACS: the export stage and the deliverer.
+
+The export stage queues every written object for every destination in the job store's
+outbox (same file, same transaction guarantees as the jobs) and moves the job to
+``exporting``. The deliverer, run periodically by the daemon, sends what is due and closes
+each exporting job: ``done`` when every item was accepted, ``failed`` with the reason when
+an item failed permanently.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import structlog
+
+from rgcds.config import Settings
+from rgcds.results.export import NetworkTimeouts, RetryPolicy, deliver_due, enqueue
+from rgcds.service.metrics import Metrics
+from rgcds.store import JobState, JobStore, OutboxState
+from rgcds.store.outbox import JobStoreOutbox
+
+logger = structlog.get_logger(__name__)
+
+
+def export(
+    settings: Settings, jobs: JobStore, job_id: int, written: Iterable[tuple[str, Path]]
+) -> int:
+    """Queue the written objects for every destination and move the job to ``exporting``.
+
+    Returns
+    -------
+    int
+        The number of outbox items (objects x destinations); 0 when no destination is
+        configured, in which case the job is ``done`` at once.
+    """
+    ids = enqueue(JobStoreOutbox(jobs), list(written), settings.destinations, job_id=job_id)
+    job = jobs.get(job_id)
+    if job.state is JobState.PROCESSING:
+        jobs.mark(job_id, JobState.EXPORTING)
+    if not ids:
+        jobs.mark(job_id, JobState.DONE)
+    logger.info("results queued for export", items=len(ids), job_id=job_id)
+    return len(ids)
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The export back-off from ``[export]``."""
+    return RetryPolicy(
+        initial_delay_s=settings.export.initial_backoff_seconds,
+        max_delay_s=settings.export.max_backoff_seconds,
+        max_attempts=settings.export.max_attempts,
+    )
+
+
+def settle_exporting_jobs(jobs: JobStore) -> None:
+    """Close exporting jobs whose outbox items are all settled."""
+    for job in jobs.jobs([JobState.EXPORTING]):
+        items = jobs.outbox_items(job.job_id)
+        if any(i.state is OutboxState.PENDING for i in items):
+            continue
+        failed = [i for i in items if i.state is OutboxState.FAILED]
+        if failed:
+            reason = f"{len(failed)} of {len(items)} result object(s) were not delivered: " + (
+                failed[0].last_error or "permanent failure"
+            )
+            jobs.mark(job.job_id, JobState.FAILED, reason)
+            logger.warning("export failed", job_id=job.job_id, reason=reason)
+        else:
+            jobs.mark(job.job_id, JobState.DONE)
+            logger.info("study done", job_id=job.job_id, study_uid=job.study_uid)
+
+
+def make_deliverer(
+    settings: Settings, jobs_of: Callable[[], JobStore], metrics: Metrics | None = None
+) -> Callable[[], None]:
+    """The callable the daemon runs every ``export.poll_seconds``.
+
+    ``jobs_of`` returns the daemon's job store (opened when the daemon starts).
+    """
+    policy = retry_policy(settings)
+    timeouts = NetworkTimeouts(
+        acse=settings.listener.acse_timeout,
+        dimse=settings.listener.dimse_timeout,
+        network=settings.listener.network_timeout,
+    )
+
+    def deliver() -> None:
+        jobs = jobs_of()
+        summary = deliver_due(
+            JobStoreOutbox(jobs),
+            settings.destinations,
+            time.time(),
+            policy=policy,
+            timeouts=timeouts,
+        )
+        if metrics is not None:
+            # Per-destination counts are not in the summary; count under "all".
+            if summary.retried:
+                metrics.export_retries.labels("all").inc(summary.retried)
+            if summary.failed:
+                metrics.exports_failed.labels("all").inc(summary.failed)
+        if summary.attempted:
+            logger.info(
+                "delivery round", sent=summary.sent, retried=summary.retried,
+                failed=summary.failed, errors=summary.errors,
+            )
+        settle_exporting_jobs(jobs)
+
+    return deliver
+
+
+__all__ = ["export", "make_deliverer", "retry_policy", "settle_exporting_jobs"]

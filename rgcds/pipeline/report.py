@@ -1,0 +1,249 @@
+"""From the analysis records to the report content the DICOM writers take."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from rgcds.analysis.location import Location as AnalysisLocation
+from rgcds.analysis.measure import Measurements
+from rgcds.analysis.predict import MarkerPrediction, ModelProvenance, Predictions
+from rgcds.analysis.predict import SurvivalPrediction as AnalysisSurvival
+from rgcds.results.content import (
+    Hemisphere,
+    LesionDiameters,
+    Lobe,
+    Location,
+    Prediction,
+    RadiomicFeature,
+    RanoMeasurement,
+    Region,
+    RegionMeasurement,
+    ReportContent,
+    ReportStatus,
+    SeriesRole,
+    SeriesUsed,
+    StudyIdentity,
+    SurvivalPrediction,
+)
+from rgcds.results.content import ModelProvenance as ReportProvenance
+
+DAYS_PER_MONTH = 365.25 / 12
+
+#: Marker target -> (report name, positive label, negative label).
+MARKERS: Mapping[str, tuple[str, str, str]] = {
+    "mgmt_methylated": ("MGMT promoter methylation", "methylated", "unmethylated"),
+    "idh_mutant": ("IDH mutation", "IDH-mutant", "IDH-wildtype"),
+    "egfr_amplified": ("EGFR amplification", "amplified", "not amplified"),
+}
+
+_LOBES: Mapping[str, Lobe] = {
+    "frontal": Lobe.FRONTAL,
+    "temporal": Lobe.TEMPORAL,
+    "parietal": Lobe.PARIETAL,
+    "occipital": Lobe.OCCIPITAL,
+    "insula": Lobe.INSULA,
+    "cerebellum": Lobe.CEREBELLUM,
+    "brainstem": Lobe.BRAINSTEM,
+    "deep grey matter": Lobe.BASAL_GANGLIA,
+    "corpus callosum": Lobe.CORPUS_CALLOSUM,
+    "thalamus": Lobe.THALAMUS,
+}
+
+#: Radiomic features copied into the SR (the full table stays in the work directory).
+SR_FEATURES: tuple[str, ...] = (
+    "original_shape_Sphericity",
+    "original_shape_Maximum3DDiameter",
+    "original_firstorder_Mean",
+    "original_firstorder_Entropy",
+    "original_glcm_Contrast",
+    "original_glszm_ZonePercentage",
+)
+SR_REGIONS = ("ET", "NCR", "ED")
+SR_SEQUENCES = ("T1c", "FLAIR", "PET")
+
+_ROLES = {r.value.upper(): r for r in SeriesRole}
+
+
+def _provenance(p: ModelProvenance) -> ReportProvenance:
+    return ReportProvenance(
+        model_id=p.model_id,
+        model_version=p.version,
+        metric_name=p.metric or "not validated",
+        metric_value=float(p.value) if p.value is not None else float("nan"),
+        metric_ci=p.ci95,
+    )
+
+
+def regions(measurements: Measurements) -> tuple[RegionMeasurement, ...]:
+    """Volumes per sub-region."""
+    return tuple(
+        RegionMeasurement(region=Region(r.region), volume_ml=float(r.volume_cm3))
+        for r in measurements.regions
+    )
+
+
+def rano(measurements: Measurements) -> RanoMeasurement | None:
+    """The RANO target lesions, or ``None`` when no enhancing lesion is measurable."""
+    targets = measurements.rano.target_lesions
+    if not targets:
+        return None
+    return RanoMeasurement(
+        lesions=tuple(
+            LesionDiameters(
+                lesion=lesion.index,
+                longest_diameter_mm=float(lesion.longest_diameter_mm),
+                perpendicular_diameter_mm=float(lesion.perpendicular_diameter_mm),
+                slice_index=lesion.slice_index,
+            )
+            for lesion in targets
+        )
+    )
+
+
+def location(loc: AnalysisLocation | None) -> Location | None:
+    """Hemisphere, lobes (where coded) and midline crossing."""
+    if loc is None:
+        return None
+    lobes = tuple(dict.fromkeys(_LOBES[name] for name in loc.lobes if name in _LOBES))
+    return Location(
+        hemisphere=Hemisphere(loc.hemisphere),
+        lobes=lobes,
+        crosses_midline=bool(loc.midline_crossing),
+    )
+
+
+def features(table: pd.DataFrame) -> tuple[RadiomicFeature, ...]:
+    """The SR's selection of radiomic features (tidy table in, report records out)."""
+    out: list[RadiomicFeature] = []
+    if table.empty:
+        return ()
+    chosen = table[
+        table["feature"].isin(SR_FEATURES)
+        & table["region"].isin(SR_REGIONS)
+        & table["sequence"].str.upper().isin([s.upper() for s in SR_SEQUENCES])
+    ]
+    for row in chosen.itertuples(index=False):
+        value = float(row.value)
+        if value != value:  # NaN
+            continue
+        ibsi = getattr(row, "ibsi_name", None)
+        out.append(
+            RadiomicFeature(
+                region=Region(str(row.region)),
+                sequence=_ROLES[str(row.sequence).upper()],
+                name=str(row.feature).removeprefix("original_"),
+                ibsi_name=str(ibsi) if isinstance(ibsi, str) and ibsi else None,
+                value=value,
+            )
+        )
+    return tuple(out)
+
+
+def marker_predictions(markers: Iterable[MarkerPrediction]) -> tuple[Prediction, ...]:
+    """Marker predictions with their model provenance."""
+    out = []
+    for m in markers:
+        name, positive, negative = MARKERS.get(
+            m.marker, (m.marker.replace("_", " "), "positive", "negative")
+        )
+        out.append(
+            Prediction(
+                target=name,
+                positive_label=positive,
+                negative_label=negative,
+                probability=float(m.probability),
+                provenance=_provenance(m.provenance),
+                threshold=float(m.threshold),
+            )
+        )
+    return tuple(out)
+
+
+def survival(items: Iterable[AnalysisSurvival]) -> SurvivalPrediction | None:
+    """The first survival prediction, in days."""
+    for s in items:
+        return SurvivalPrediction(
+            relative_risk=float(s.relative_risk),
+            risk_group=s.risk_group,
+            median_os_days=(
+                float(s.median_os_months) * DAYS_PER_MONTH
+                if s.median_os_months is not None
+                else None
+            ),
+            curve=tuple(
+                (float(m) * DAYS_PER_MONTH, float(p))
+                for m, p in zip(s.curve_months, s.curve_survival, strict=True)
+            ),
+            provenance=_provenance(s.provenance),
+        )
+    return None
+
+
+def series_used(used: Mapping[str, tuple[str, str]]) -> tuple[SeriesUsed, ...]:
+    """Role value -> (series UID, description) as report records."""
+    return tuple(
+        SeriesUsed(role=_ROLES[role.upper()], series_instance_uid=uid, series_description=desc)
+        for role, (uid, desc) in used.items()
+        if role.upper() in _ROLES
+    )
+
+
+def complete_report(
+    study: StudyIdentity,
+    measurements: Measurements,
+    table: pd.DataFrame,
+    predictions: Predictions,
+    used: Mapping[str, tuple[str, str]],
+    notes: Iterable[str] = (),
+    analysed_at: datetime | None = None,
+) -> ReportContent:
+    """The content of the report of an analysed study."""
+    return ReportContent(
+        study=study,
+        status=ReportStatus.COMPLETE,
+        regions=regions(measurements),
+        rano=rano(measurements),
+        location=location(measurements.location),
+        features=features(table),
+        predictions=marker_predictions(predictions.markers),
+        survival=survival(predictions.survival),
+        series_used=series_used(used),
+        analysed_at=analysed_at or datetime.now(UTC).replace(microsecond=0),
+        notes=tuple(notes),
+    )
+
+
+def not_analysed_report(
+    study: StudyIdentity,
+    reason: str,
+    used: Mapping[str, tuple[str, str]] | None = None,
+    notes: Iterable[str] = (),
+    analysed_at: datetime | None = None,
+) -> ReportContent:
+    """The content of the report of a study that could not be analysed, saying why."""
+    return ReportContent(
+        study=study,
+        status=ReportStatus.NOT_ANALYSED,
+        reason=reason,
+        series_used=series_used(used or {}),
+        analysed_at=analysed_at or datetime.now(UTC).replace(microsecond=0),
+        notes=tuple(notes),
+    )
+
+
+__all__ = [
+    "MARKERS",
+    "SR_FEATURES",
+    "complete_report",
+    "features",
+    "location",
+    "marker_predictions",
+    "not_analysed_report",
+    "rano",
+    "regions",
+    "series_used",
+    "survival",
+]

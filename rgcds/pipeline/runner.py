@@ -1,0 +1,162 @@
+"""Run one study through every stage, in order, through a stage runner.
+
+The same :func:`run_study` serves ``rgcds process`` (stages called directly) and the Prefect
+flow (each stage a task): only the runner differs. A study that cannot be analysed (no T1c,
+broken geometry, missing model input) still gets an SR and a PDF that say why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import pydicom
+import structlog
+
+from rgcds.exceptions import DicomInputError, ModelError
+from rgcds.logging import remember_phi
+from rgcds.pipeline import report, stages
+from rgcds.pipeline.context import StudyContext, StudyOutcome
+from rgcds.results.content import StudyIdentity
+from rgcds.study import SeriesRole, StudyIndex
+
+logger = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+class StageRunner(Protocol):
+    """Calls ``fn(*args)`` as stage ``name`` and returns its result."""
+
+    def __call__(self, name: str, fn: Callable[..., T], *args: Any) -> T: ...
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, inner: StageRunner) -> StageRunner:
+        timer = self
+
+        class _Timed:
+            def __call__(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+                start = time.perf_counter()
+                try:
+                    return inner(name, fn, *args)
+                except Exception as exc:
+                    if not hasattr(exc, "stage"):
+                        try:
+                            exc.stage = name  # type: ignore[attr-defined]
+                        except AttributeError:
+                            pass
+                    raise
+                finally:
+                    timer.seconds[name] = round(
+                        timer.seconds.get(name, 0.0) + time.perf_counter() - start, 3
+                    )
+
+        return _Timed()
+
+
+class _Direct:
+    def __call__(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        with structlog.contextvars.bound_contextvars(stage=name):
+            logger.debug("stage started")
+            return fn(*args)
+
+
+direct_runner: StageRunner = _Direct()
+
+
+def _first_dataset(study_index: StudyIndex) -> pydicom.Dataset:
+    ref = study_index.series[0].instances[0]
+    ds = pydicom.dcmread(ref.path, stop_before_pixels=True)
+    remember_phi(ds)
+    return ds
+
+
+def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOutcome:
+    """Process one study: index to written results (export is the caller's).
+
+    Parameters
+    ----------
+    ctx
+        Inputs, work directory and settings.
+    runner
+        How each stage is called (directly, or as a Prefect task).
+
+    Returns
+    -------
+    StudyOutcome
+        Complete, or not analysed with the reason; the written objects either way.
+
+    Raises
+    ------
+    DicomInputError
+        If the inputs hold no usable DICOM study at all (nothing to report on).
+    """
+    timer = _Timer()
+    run = timer.wrap(runner)
+    study_index = run("index", stages.index, ctx)
+    header = _first_dataset(study_index)
+    identity = StudyIdentity.from_dataset(header)
+    used: dict[str, tuple[str, str]] = {}
+    notes: list[str] = []
+    try:
+        selection = run("classify", stages.classify, ctx, study_index)
+        notes += list(selection.ambiguities)
+        converted = run("convert", stages.convert, ctx, selection)
+        notes += list(converted.notes)
+        used = {
+            role.value: (info.series_instance_uid, info.series_description)
+            for role, info in converted.series.items()
+        }
+        seg = stages.load_segmentation(ctx)
+        if seg is None:
+            card = run("segment-model", stages.segmentation_card, ctx)
+            pre, to_mni = run("preprocess", stages.preprocess, ctx, converted, card)
+            seg = run("segment", stages.run_segmentation, ctx, pre, to_mni, card)
+        measurements = run("measure", stages.measure, ctx, seg)
+        table = run("radiomics", stages.radiomics, ctx, seg, identity.study_instance_uid)
+        role = reference_role(seg)
+        source = stages.reference_datasets(converted.series[role], converted.volumes[role])
+        clinical = stages.clinical_inputs(source.datasets[0])
+        predictions = run("predict", stages.predict, ctx, table, clinical)
+        content = report.complete_report(
+            identity, measurements, table, predictions, used, notes=[*notes, *seg.notes]
+        )
+        written = run("write", stages.write, ctx, content, source, seg)
+        summary = {
+            "volumes_cm3": {r.region: round(r.volume_cm3, 2) for r in measurements.regions},
+            "rano_sum_of_products_mm2": round(measurements.rano.sum_of_products_mm2, 1),
+            "predictions": {
+                m.marker: round(m.probability, 3) for m in predictions.markers
+            },
+        }
+        return StudyOutcome(
+            status="complete",
+            reason=None,
+            written=tuple(written.files()),
+            stage_seconds=timer.seconds,
+            summary=summary,
+        )
+    except (DicomInputError, ModelError) as exc:
+        reason = str(exc)
+        logger.warning("study not analysed", reason=reason)
+        content = report.not_analysed_report(identity, reason, used, notes=notes)
+        written = run("write", stages.write, ctx, content)
+        return StudyOutcome(
+            status="not analysed",
+            reason=reason,
+            written=tuple(written.files()),
+            stage_seconds=timer.seconds,
+        )
+
+
+def reference_role(seg: stages.Segmentation) -> SeriesRole:
+    """The reference series' role of a segmentation."""
+    return SeriesRole(seg.reference_role)
+
+
+__all__ = ["StageRunner", "direct_runner", "reference_role", "run_study"]

@@ -1,0 +1,496 @@
+"""The processing stages of one study, as plain functions.
+
+index -> classify -> convert -> preprocess -> segment -> measure -> radiomics -> predict ->
+write -> export. Each takes the :class:`StudyContext` and the previous stages' typed
+results; none needs Prefect. The expensive results (segmentation with its model-space
+images, the radiomics table) are kept in the work directory and reloaded by a re-run.
+"""
+
+# mypy: disallow-untyped-calls=False, warn-return-any=False
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pydicom
+import SimpleITK as sitk
+import structlog
+
+from rgcds.analysis.measure import Measurements
+from rgcds.analysis.measure import measure as measure_tumour
+from rgcds.analysis.predict import ClinicalInputs, Predictions, predict_all
+from rgcds.analysis.radiomics import extract_radiomics, to_wide, write_features
+from rgcds.exceptions import DicomInputError, MissingSequenceError, ModelError
+from rgcds.imaging import ModelSpace, PreprocessedStudy, TemplateBrainExtractor, preprocess_study
+from rgcds.imaging.resample import GridGeometry, resample_onto
+from rgcds.inference import ModelCard, ModelRegistry, segment, select_backend
+from rgcds.logging import remember_phi
+from rgcds.pipeline.context import StudyContext
+from rgcds.results import SegmentationResult, SourceSeries, WrittenResults, write_results
+from rgcds.results.content import AlgorithmInfo, ReportContent
+from rgcds.study import (
+    SequenceSelection,
+    SeriesInfo,
+    SeriesRole,
+    StudyIndex,
+    Volume,
+    load_volume,
+    select_sequences,
+)
+from rgcds.study import index_study as _index_study
+
+logger = structlog.get_logger(__name__)
+
+#: The roles the analysis converts, in the order they are reported.
+ANALYSIS_ROLES: tuple[SeriesRole, ...] = (
+    SeriesRole.T1,
+    SeriesRole.T1C,
+    SeriesRole.T2,
+    SeriesRole.FLAIR,
+    SeriesRole.PET,
+)
+
+_SEG_DIR = "segmentation"
+
+
+# --- index and classify ---------------------------------------------------------------
+
+
+def index(ctx: StudyContext) -> StudyIndex:
+    """Group the study's instances by series (headers only).
+
+    Raises
+    ------
+    DicomInputError
+        If the inputs hold no DICOM image or more than one study.
+    """
+    study_index = _index_study(ctx.inputs)
+    uids = study_index.study_instance_uids
+    if len(uids) != 1:
+        raise DicomInputError(
+            f"The inputs hold {len(uids)} studies ({', '.join(uids) or 'none'}); "
+            "give the files of exactly one study."
+        )
+    logger.info("study indexed", n_series=len(study_index.series), study_uid=uids[0])
+    return study_index
+
+
+def classify(ctx: StudyContext, study_index: StudyIndex) -> SequenceSelection:
+    """Classify every series and choose one per role; writes ``classification.json``."""
+    selection = select_sequences(study_index, ctx.settings.classification)
+    record = {
+        "chosen": {
+            role.value: series.series_instance_uid for role, series in selection.chosen.items()
+        },
+        "series": [
+            {
+                "series_instance_uid": c.series_instance_uid,
+                "role": c.role.value,
+                "confidence": round(c.confidence, 3),
+                "reasons": list(c.reasons),
+                "tracer": c.tracer.value if c.tracer is not None else None,
+            }
+            for c in selection.classifications
+        ],
+        "ambiguities": list(selection.ambiguities),
+    }
+    ctx.path("classification.json").write_text(json.dumps(record, indent=2))
+    logger.info(
+        "sequences identified",
+        roles=sorted(role.value for role in selection.chosen),
+        ambiguities=len(selection.ambiguities),
+    )
+    return selection
+
+
+# --- convert --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Converted:
+    """The converted volumes of the analysed roles, and notes on what was left out."""
+
+    volumes: Mapping[SeriesRole, Volume]
+    series: Mapping[SeriesRole, SeriesInfo]
+    notes: tuple[str, ...]
+
+
+def convert(ctx: StudyContext, selection: SequenceSelection) -> Converted:
+    """Convert the chosen series to volumes.
+
+    T1c is required (the reference frame of the results); a PET or MR series that cannot be
+    converted is left out with a note, except T1c.
+
+    Raises
+    ------
+    MissingSequenceError
+        If the study has no usable T1c series.
+    """
+    if selection.series_for(SeriesRole.T1C) is None:
+        raise MissingSequenceError(
+            "The study has no contrast-enhanced T1 (T1c) series, which the tumour "
+            "segmentation needs; send the post-contrast T1 series, or add a "
+            "[[classification.rules]] entry if it was not recognised."
+        )
+    volumes: dict[SeriesRole, Volume] = {}
+    series: dict[SeriesRole, SeriesInfo] = {}
+    notes: list[str] = []
+    for role in ANALYSIS_ROLES:
+        info = selection.series_for(role)
+        if info is None:
+            continue
+        try:
+            volumes[role] = load_volume(info)
+        except DicomInputError as exc:
+            if role is SeriesRole.T1C:
+                raise
+            notes.append(f"{role.value} series left out: {exc}")
+            logger.warning("series left out", role=role.value, reason=str(exc))
+            continue
+        series[role] = info
+        pet = volumes[role].pet
+        if pet is not None and not pet.is_suv:
+            notes.append(f"PET is not in SUV: {pet.reason}")
+    return Converted(volumes=volumes, series=series, notes=tuple(notes))
+
+
+# --- segmentation ---------------------------------------------------------------------
+
+
+def segmentation_card(ctx: StudyContext) -> ModelCard:
+    """The configured segmentation model's card (schema and checksum checked).
+
+    Raises
+    ------
+    ModelError
+        If it is missing, invalid, or unvalidated outside research mode.
+    """
+    registry = ModelRegistry(ctx.settings.inference.models_root)
+    card = registry.get(ctx.settings.processing.segmentation_model)
+    research = ctx.settings.research_mode or ctx.settings.inference.research_mode
+    if card.validation is None and not research:
+        raise ModelError(
+            f"The segmentation model {card.id} {card.version} has no validation metrics on "
+            "its card; it is refused unless research_mode = true in the configuration."
+        )
+    return card
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """A study's tumour segmentation and the images it was computed from.
+
+    Attributes
+    ----------
+    labels_native
+        BraTS labels (1 necrotic core, 2 oedema, 3 enhancing) on the reference's native grid.
+    labels_model
+        The same on the model grid.
+    model_images
+        Role value -> image on the model grid (MR z-scored in the brain, PET in SUV).
+    to_mni
+        Reference physical (LPS) points -> MNI template points, from brain extraction.
+    reference_role, reference_series_uid
+        The reference series.
+    model_id, model_version
+        The model that segmented.
+    notes
+        Choices made on the way (fallbacks, left-out series).
+    """
+
+    labels_native: sitk.Image
+    labels_model: sitk.Image
+    model_images: Mapping[str, sitk.Image]
+    to_mni: sitk.Transform | None
+    reference_role: str
+    reference_series_uid: str
+    model_id: str
+    model_version: str
+    notes: tuple[str, ...] = ()
+
+
+def preprocess(ctx: StudyContext, converted: Converted, card: ModelCard) -> tuple[
+    PreprocessedStudy, sitk.Transform | None
+]:
+    """Register, bias-correct, skull-strip and normalise onto the model's grid."""
+    spacing = float(card.inputs.spacing_mm[0])
+    extractor = TemplateBrainExtractor()
+    pre = preprocess_study(
+        converted.volumes,
+        model_space=ModelSpace(spacing=spacing),
+        brain_extractor=extractor,
+    )
+    logger.info("study preprocessed", timings=dict(pre.timings), notes=list(pre.notes))
+    return pre, extractor.last_transform
+
+
+def run_segmentation(
+    ctx: StudyContext,
+    pre: PreprocessedStudy,
+    to_mni: sitk.Transform | None,
+    card: ModelCard,
+    notes: tuple[str, ...] = (),
+) -> Segmentation:
+    """Run the segmentation model and map its labels back to the native reference grid.
+
+    Raises
+    ------
+    MissingSequenceError
+        If a channel the model needs is missing.
+    """
+    by_name = {role.value.upper(): role for role in pre.images}
+    channels = []
+    for name in card.inputs.channels:
+        role = by_name.get(name.upper())
+        if role is None:
+            raise MissingSequenceError(
+                f"The segmentation model {card.id} needs a {name} series, which the study "
+                "lacks or which could not be converted."
+            )
+        channels.append(sitk.GetArrayFromImage(pre.images[role]).astype(np.float32))
+    stacked = np.stack(channels)
+    mask = sitk.GetArrayFromImage(pre.brain_mask).astype(bool)
+    inference = ctx.settings.inference
+    backend = select_backend(card, inference.backend)
+    labels = segment(
+        stacked,
+        card,
+        backend,
+        brain_mask=mask,
+        overlap=inference.overlap,
+        batch_size=inference.batch_size,
+        tta=inference.tta,
+    ).astype(np.uint8)
+    labels_model = sitk.GetImageFromArray(labels)
+    labels_model.CopyInformation(pre.brain_mask)
+    labels_native = pre.labels_to_native(labels_model)
+    seg = Segmentation(
+        labels_native=labels_native,
+        labels_model=labels_model,
+        model_images={role.value: image for role, image in pre.images.items()},
+        to_mni=to_mni,
+        reference_role=pre.reference_role.value,
+        reference_series_uid=pre.reference_series_instance_uid,
+        model_id=card.id,
+        model_version=card.version,
+        notes=tuple(pre.notes) + tuple(notes),
+    )
+    save_segmentation(ctx, seg)
+    counts = np.bincount(labels.ravel(), minlength=4)[1:4]
+    logger.info("tumour segmented", model=card.id, voxels_ncr_ed_et=[int(c) for c in counts])
+    return seg
+
+
+def save_segmentation(ctx: StudyContext, seg: Segmentation) -> None:
+    """Keep a segmentation in the work directory so a re-run can resume after it."""
+    folder = ctx.work_dir / _SEG_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(seg.labels_native, str(folder / "labels_native.nii.gz"))
+    sitk.WriteImage(seg.labels_model, str(folder / "labels_model.nii.gz"))
+    for name, image in seg.model_images.items():
+        sitk.WriteImage(image, str(folder / f"model_{name}.nii.gz"))
+    if seg.to_mni is not None:
+        sitk.WriteTransform(seg.to_mni, str(folder / "to_mni.tfm"))
+    meta = {
+        "reference_role": seg.reference_role,
+        "reference_series_uid": seg.reference_series_uid,
+        "model_id": seg.model_id,
+        "model_version": seg.model_version,
+        "images": sorted(seg.model_images),
+        "notes": list(seg.notes),
+    }
+    # The marker file is written last: its presence means the folder is complete.
+    (folder / "segmentation.json").write_text(json.dumps(meta, indent=2))
+
+
+def load_segmentation(ctx: StudyContext) -> Segmentation | None:
+    """A complete segmentation kept by an earlier run, or ``None``."""
+    folder = ctx.work_dir / _SEG_DIR
+    marker = folder / "segmentation.json"
+    if not marker.exists():
+        return None
+    try:
+        meta = json.loads(marker.read_text())
+        tfm = folder / "to_mni.tfm"
+        seg = Segmentation(
+            labels_native=sitk.ReadImage(str(folder / "labels_native.nii.gz")),
+            labels_model=sitk.ReadImage(str(folder / "labels_model.nii.gz")),
+            model_images={
+                name: sitk.ReadImage(str(folder / f"model_{name}.nii.gz"))
+                for name in meta["images"]
+            },
+            to_mni=sitk.ReadTransform(str(tfm)) if tfm.exists() else None,
+            reference_role=meta["reference_role"],
+            reference_series_uid=meta["reference_series_uid"],
+            model_id=meta["model_id"],
+            model_version=meta["model_version"],
+            notes=tuple(meta.get("notes", ())),
+        )
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        logger.warning("kept segmentation unreadable; recomputing", error=str(exc))
+        return None
+    logger.info("segmentation resumed from the work directory")
+    return seg
+
+
+# --- measure, radiomics, predict ------------------------------------------------------
+
+
+def measure(ctx: StudyContext, seg: Segmentation) -> Measurements:
+    """Volumes, RANO, multifocality and location on the native reference grid."""
+    result = measure_tumour(seg.labels_native, to_mni=seg.to_mni)
+    ctx.path("measurements.json").write_text(
+        json.dumps(
+            {
+                r.region: {"volume_cm3": r.volume_cm3, "components": r.n_components}
+                for r in result.regions
+            }
+            | {"rano_sum_of_products_mm2": result.rano.sum_of_products_mm2},
+            indent=2,
+        )
+    )
+    return result
+
+
+def radiomics(ctx: StudyContext, seg: Segmentation, study_uid: str) -> pd.DataFrame:
+    """Radiomic features per sub-region and sequence (model grid); ``features.csv``."""
+    path = ctx.work_dir / "features.csv"
+    if path.exists():
+        try:
+            table = pd.read_csv(path)
+            logger.info("radiomics resumed from the work directory", n=len(table))
+            return table
+        except (OSError, ValueError):
+            pass
+    table = extract_radiomics(
+        dict(seg.model_images),
+        seg.labels_model,
+        study_uid=study_uid,
+        regions=tuple(ctx.settings.processing.radiomics_regions),
+        params=ctx.settings.processing.radiomics_params,
+        max_workers=ctx.settings.processing.radiomics_workers,
+    )
+    write_features(table, path)
+    logger.info("radiomics extracted", n_features=len(table))
+    return table
+
+
+def clinical_inputs(dataset: pydicom.Dataset) -> ClinicalInputs:
+    """Age (years) and sex from the header: PatientAge, else birth date and study date."""
+    age: float | None = None
+    text = str(dataset.get("PatientAge", "") or "")
+    if len(text) == 4 and text[:3].isdigit():
+        factor = {"Y": 1.0, "M": 1 / 12, "W": 7 / 365.25, "D": 1 / 365.25}.get(text[3])
+        if factor is not None:
+            age = int(text[:3]) * factor
+    if age is None:
+        birth = str(dataset.get("PatientBirthDate", "") or "")
+        study = str(dataset.get("StudyDate", "") or "")
+        if len(birth) == 8 and len(study) == 8 and birth.isdigit() and study.isdigit():
+            age = (int(study[:4]) - int(birth[:4])) - (study[4:] < birth[4:])
+    sex = str(dataset.get("PatientSex", "") or "") or None
+    return ClinicalInputs(age_years=age, sex=sex)
+
+
+def predict(
+    ctx: StudyContext, features: pd.DataFrame, clinical: ClinicalInputs
+) -> Predictions:
+    """Marker and survival predictions from every prediction model in the registry."""
+    wide = to_wide(features)
+    values: dict[str, float] = {}
+    if len(wide):
+        row = wide.iloc[0]
+        values = {str(k): float(v) for k, v in row.items() if pd.notna(v)}
+    root = ctx.settings.inference.models_root
+    if root is None:
+        from rgcds.inference import DEFAULT_MODELS_ROOT
+
+        root = DEFAULT_MODELS_ROOT
+    research = ctx.settings.research_mode or ctx.settings.inference.research_mode
+    return predict_all(Path(root), values, clinical, research_mode=research)
+
+
+# --- write and export -----------------------------------------------------------------
+
+
+def reference_datasets(info: SeriesInfo, volume: Volume) -> SourceSeries:
+    """The reference series' datasets in the volume's slice order (for the SEG)."""
+    paths = {ref.sop_instance_uid: ref.path for ref in info.instances}
+    datasets = []
+    for uid in volume.sop_instance_uids:
+        ds = pydicom.dcmread(paths[uid])
+        remember_phi(ds)
+        datasets.append(ds)
+    return SourceSeries(tuple(datasets))
+
+
+def overlay_backgrounds(seg: Segmentation) -> dict[str, np.ndarray]:
+    """FLAIR on the reference's native grid, for the Secondary Capture overlays."""
+    flair = seg.model_images.get(SeriesRole.FLAIR.value)
+    if flair is None:
+        return {}
+    on_native = resample_onto(flair, GridGeometry.of(seg.labels_native))
+    return {"FLAIR": sitk.GetArrayFromImage(on_native).astype(np.float32)}
+
+
+def write(
+    ctx: StudyContext,
+    content: ReportContent,
+    source: SourceSeries | None = None,
+    seg: Segmentation | None = None,
+) -> WrittenResults:
+    """Write SEG, SR, SC overlays and the PDF (or the SR and PDF of a study not analysed)."""
+    segmentation = None
+    backgrounds: dict[str, Any] | None = None
+    if seg is not None and source is not None:
+        segmentation = SegmentationResult(
+            labels=sitk.GetArrayFromImage(seg.labels_native).astype(np.uint8),
+            algorithm=AlgorithmInfo(
+                model_id=seg.model_id, version=seg.model_version, name=seg.model_id
+            ),
+        )
+        backgrounds = overlay_backgrounds(seg)
+    processing = ctx.settings.processing
+    written = write_results(
+        ctx.work_dir / "results",
+        content,
+        source=source,
+        segmentation=segmentation,
+        backgrounds=backgrounds,
+        overlays=processing.write_secondary_capture,
+        pdf=processing.write_pdf,
+    )
+    manifest = [
+        {"kind": o.kind, "sop_instance_uid": o.sop_instance_uid, "path": str(o.path)}
+        for o in written.objects
+    ]
+    ctx.path("results.json").write_text(json.dumps(manifest, indent=2))
+    logger.info("results written", objects=[m["kind"] for m in manifest])
+    return written
+
+
+__all__ = [
+    "ANALYSIS_ROLES",
+    "Converted",
+    "Segmentation",
+    "classify",
+    "clinical_inputs",
+    "convert",
+    "index",
+    "load_segmentation",
+    "measure",
+    "predict",
+    "preprocess",
+    "radiomics",
+    "reference_datasets",
+    "run_segmentation",
+    "save_segmentation",
+    "segmentation_card",
+    "write",
+]

@@ -1,0 +1,86 @@
+"""The daemon's processing slot: a queued job becomes a ``process-study`` flow run.
+
+``embedded`` mode runs the flow in this process (Prefect's local ephemeral API, SQLite);
+``server`` mode submits a flow run to the configured Prefect deployment and returns; a
+worker on another machine (storage root on shared storage) runs it and moves the job on.
+The flow is named by its entrypoint, as Prefect deployments name it, so the daemon does not
+import the orchestration layer.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from rgcds.config import Settings
+from rgcds.service.metrics import Metrics
+from rgcds.store import Job, JobStore
+
+logger = structlog.get_logger(__name__)
+
+FLOW_ENTRYPOINT = "pipelines.process_study:process_study"
+
+
+def load_entrypoint(entrypoint: str = FLOW_ENTRYPOINT) -> Callable[..., Any]:
+    """Import ``module:attribute``."""
+    module_name, _, attribute = entrypoint.partition(":")
+    module = importlib.import_module(module_name)
+    fn: Callable[..., Any] = getattr(module, attribute)
+    return fn
+
+
+def flow_parameters(
+    settings: Settings, config_path: Path | None, jobs: JobStore, job: Job
+) -> dict[str, Any]:
+    """The flow run's parameters for ``job`` (paths and ids only, never PHI)."""
+    series_dirs = sorted({str(Path(r.path).parent) for r in jobs.instances(job.study_uid)})
+    work_dir = settings.storage.root / "work" / job.study_uid / str(job.job_id)
+    return {
+        "inputs": series_dirs,
+        "work_dir": str(work_dir),
+        "config_path": str(config_path) if config_path is not None else None,
+        "job_id": job.job_id,
+        "correlation_id": f"job-{job.job_id}",
+    }
+
+
+def make_processor(
+    settings: Settings,
+    config_path: Path | None,
+    jobs: Callable[[], JobStore],
+    metrics: Metrics | None = None,
+    entrypoint: str = FLOW_ENTRYPOINT,
+) -> Callable[[Job], None]:
+    """The callable the daemon's workers run for each claimed job.
+
+    ``jobs`` returns the daemon's job store (opened when the daemon starts).
+    """
+
+    def process(job: Job) -> None:
+        parameters = flow_parameters(settings, config_path, jobs(), job)
+        if settings.processing.mode == "server":
+            from prefect.deployments import run_deployment
+
+            run = run_deployment(
+                name=settings.processing.deployment, parameters=parameters, timeout=0
+            )
+            run_id = str(getattr(run, "id", ""))
+            logger.info("flow run submitted", job_id=job.job_id, flow_run_id=run_id)
+            return
+        result = load_entrypoint(entrypoint)(**parameters)
+        if metrics is not None:
+            for stage, seconds in dict(result.get("stage_seconds", {})).items():
+                metrics.stage_seconds.labels(stage).observe(float(seconds))
+        logger.info(
+            "study processed", job_id=job.job_id, status=result.get("status"),
+            objects=result.get("objects"), queued=result.get("queued"),
+        )
+
+    return process
+
+
+__all__ = ["FLOW_ENTRYPOINT", "flow_parameters", "load_entrypoint", "make_processor"]
