@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from rgcds.config import load_settings
+from rgcds.config import Settings, load_settings
 from rgcds.logging import bind_study
 from rgcds.pipeline import StudyContext, run_study
 from rgcds.pipeline.delivery import export
@@ -63,6 +63,7 @@ def process_study(
     config_path: str | None = None,
     job_id: int = 0,
     correlation_id: str = "",
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Process one study and queue its results for every destination.
 
@@ -78,23 +79,26 @@ def process_study(
         The job store's job; 0 for an offline run (nothing queued).
     correlation_id
         Carried on every log line.
+    settings
+        The daemon's settings as a mapping (embedded mode); otherwise they are read from
+        ``config_path`` on the worker.
     """
-    settings = load_settings(config_path)
+    config = Settings(**settings) if settings is not None else load_settings(config_path)
     bind_study(correlation_id or f"job-{job_id}")
     ctx = StudyContext(
         inputs=tuple(Path(p) for p in inputs),
         work_dir=Path(work_dir),
-        settings=settings,
+        settings=config,
         job_id=job_id,
         correlation_id=correlation_id,
     )
-    outcome = run_study(ctx, PrefectStageRunner(settings.processing.stage_retries))
+    outcome = run_study(ctx, PrefectStageRunner(config.processing.stage_retries))
     queued = 0
     if job_id:
-        jobs = JobStore(job_store_path(settings.storage.root))
+        jobs = JobStore(job_store_path(config.storage.root))
         try:
-            runner = PrefectStageRunner(settings.processing.stage_retries)
-            queued = runner("export", export, settings, jobs, job_id, list(outcome.written))
+            runner = PrefectStageRunner(config.processing.stage_retries)
+            queued = runner("export", export, config, jobs, job_id, list(outcome.written))
         finally:
             jobs.close()
     return {

@@ -22,6 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from rgcds.analysis.pet import PetSettings
 from rgcds.exceptions import ConfigError
 from rgcds.inference.settings import InferenceSettings
 from rgcds.study.classify import ClassificationSettings
@@ -194,6 +195,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
+    pet: PetSettings = Field(default_factory=PetSettings)
     research_mode: bool = False
 
     @field_validator("destinations")

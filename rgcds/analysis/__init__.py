@@ -20,6 +20,7 @@ from rgcds.analysis.cards import (
     discover_cards,
     read_card,
 )
+from rgcds.analysis.ctv import CtvResult, RtStructNotSupportedError, derive_ctv, select_ctv_roi
 from rgcds.analysis.location import LobeAtlas, Location, load_lobe_atlas, locate
 from rgcds.analysis.measure import (
     REGIONS,
@@ -30,6 +31,18 @@ from rgcds.analysis.measure import (
     measure,
     measure_volumes,
     rano,
+)
+from rgcds.analysis.pet import (
+    BackgroundVoi,
+    PetGeometryError,
+    PetMeasurements,
+    PetNotAnalysed,
+    PetSettings,
+    RegistrationQuality,
+    analyse_pet,
+    contralateral_background,
+    register_pet_to_mr,
+    registration_quality,
 )
 from rgcds.analysis.predict import (
     ClassifierModel,
@@ -54,23 +67,34 @@ from rgcds.analysis.radiomics import (
 __all__ = [
     "FEATURE_COLUMNS",
     "REGIONS",
+    "BackgroundVoi",
     "ClassifierModel",
     "ClinicalInputs",
+    "CtvResult",
     "LobeAtlas",
     "Location",
     "MarkerPrediction",
     "Measurements",
     "ModelCard",
     "ModelProvenance",
+    "PetGeometryError",
+    "PetMeasurements",
+    "PetNotAnalysed",
+    "PetSettings",
     "Predictions",
     "RadiomicsParams",
     "RanoLesion",
     "RanoResult",
     "RegionMeasurement",
+    "RegistrationQuality",
+    "RtStructNotSupportedError",
     "SurvivalModel",
     "SurvivalPrediction",
     "UnvalidatedModelError",
     "ValidationMetric",
+    "analyse_pet",
+    "contralateral_background",
+    "derive_ctv",
     "discover_cards",
     "extract_radiomics",
     "load_lobe_atlas",
@@ -82,6 +106,9 @@ __all__ = [
     "predict_all",
     "rano",
     "read_card",
+    "register_pet_to_mr",
+    "registration_quality",
+    "select_ctv_roi",
     "to_wide",
     "write_features",
 ]

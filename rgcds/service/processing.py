@@ -71,6 +71,7 @@ def make_processor(
             run_id = str(getattr(run, "id", ""))
             logger.info("flow run submitted", job_id=job.job_id, flow_run_id=run_id)
             return
+        parameters["settings"] = settings.model_dump(mode="json")
         result = load_entrypoint(entrypoint)(**parameters)
         if metrics is not None:
             for stage, seconds in dict(result.get("stage_seconds", {})).items():
