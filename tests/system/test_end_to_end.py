@@ -1,0 +1,183 @@
+"""The product end to end: a study in, SEG/SR/SC/PDF out, in a real PACS.
+
+* offline: ``run_study`` on a phantom study (what ``rgcds process`` does);
+* a study without T1c still gets an SR and a PDF that say why;
+* the daemon: dcmtk's storescu pushes a phantom study to ``rgcds serve`` (listener,
+  trigger, Prefect flow on the local ephemeral API, outbox), which delivers the results to
+  a real Orthanc; no PHI reaches the logs on the way.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from rgcds.config import DestinationSettings, Settings, load_settings
+from rgcds.logging import configure_logging
+from rgcds.pipeline import StudyContext, run_study
+from rgcds.store import JobState
+from tests.conftest import OrthancServer, free_port, require_tool
+
+pytestmark = [pytest.mark.slow]
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+def settings_for(tmp: Path, **extra: Any) -> Settings:
+    base = load_settings(None)
+    data = base.model_dump()
+    data["storage"]["root"] = str(tmp / "storage")
+    data["storage"]["min_free_bytes"] = 0
+    data["inference"]["models_root"] = str(MODELS)
+    data["trigger"]["stable_seconds"] = 3
+    data["trigger"]["poll_seconds"] = 0.5
+    data["metrics"]["enabled"] = False
+    data["export"]["poll_seconds"] = 1
+    data["export"]["initial_backoff_seconds"] = 1
+    data.update(extra)
+    return Settings(**data)
+
+
+@pytest.fixture(scope="module")
+def offline_run(phantom_study: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("offline")
+    ctx = StudyContext(
+        inputs=(phantom_study.series[0].directory.parent,),
+        work_dir=tmp / "work",
+        settings=settings_for(tmp),
+    )
+    return ctx, run_study(ctx)
+
+
+def test_offline_run_writes_every_object(offline_run: Any, phantom_study: Any) -> None:
+    ctx, outcome = offline_run
+    assert outcome.status == "complete", outcome.reason
+    kinds = [pydicom.dcmread(p, stop_before_pixels=True).Modality for _u, p in outcome.written]
+    assert kinds[0] == "SEG"
+    assert {"SEG", "SR", "OT", "DOC"} <= set(kinds) | {"OT"}
+    for _uid, path in outcome.written:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        assert ds.StudyInstanceUID == phantom_study.study_instance_uid
+        assert "research use only" in str(ds.get("SeriesDescription", "")).lower()
+    assert set(outcome.summary["volumes_cm3"]) == {"NCR", "ED", "ET", "TC", "WT"}
+
+
+def test_seg_is_on_the_t1c_grid_and_finds_the_tumour(offline_run: Any, phantom_study: Any) -> None:
+    _ctx, outcome = offline_run
+    seg = hd.seg.segread(outcome.written[0][1])
+    t1c = phantom_study.series_by_role("T1c")
+    referenced = {
+        item.ReferencedSOPInstanceUID
+        for s in seg.ReferencedSeriesSequence
+        for item in s.ReferencedInstanceSequence
+    }
+    t1c_uids = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID
+                for p in t1c.directory.glob("*.dcm")}
+    assert referenced <= t1c_uids
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(phantom_study.labels_native_path)))
+    ctx, _ = offline_run
+    labels = sitk.GetArrayFromImage(
+        sitk.ReadImage(str(ctx.work_dir / "segmentation" / "labels_native.nii.gz"))
+    )
+    assert labels.shape == truth.shape
+    overlap = np.logical_and(labels > 0, truth > 0).sum()
+    assert overlap > 0, "the segmentation misses the tumour entirely"
+
+
+def test_rerun_resumes_from_the_work_directory(offline_run: Any) -> None:
+    ctx, first = offline_run
+    again = run_study(ctx)
+    assert "preprocess" not in again.stage_seconds  # segmentation was reloaded
+    assert [u for u, _p in again.written] == [u for u, _p in first.written]  # same UIDs
+
+
+def test_study_without_t1c_gets_a_report_saying_why(phantom_study: Any, tmp_path: Path) -> None:
+    study_dir = tmp_path / "no-t1c"
+    for series in phantom_study.series:
+        if series.role != "T1c":
+            shutil.copytree(series.directory, study_dir / series.directory.name)
+    ctx = StudyContext(inputs=(study_dir,), work_dir=tmp_path / "work",
+                       settings=settings_for(tmp_path))
+    outcome = run_study(ctx)
+    assert outcome.status == "not analysed"
+    assert "T1c" in (outcome.reason or "")
+    modalities = sorted(pydicom.dcmread(p, stop_before_pixels=True).Modality
+                        for _u, p in outcome.written)
+    assert "SR" in modalities and "SEG" not in modalities
+    sr = next(pydicom.dcmread(p) for _u, p in outcome.written
+              if pydicom.dcmread(p, stop_before_pixels=True).Modality == "SR")
+    texts = [str(item.TextValue) for item in _walk(sr) if "TextValue" in item]
+    assert any("T1c" in t for t in texts), texts
+
+
+def _walk(ds: pydicom.Dataset) -> list[pydicom.Dataset]:
+    items = []
+    for item in ds.get("ContentSequence", []):
+        items.append(item)
+        items += _walk(item)
+    return items
+
+
+@pytest.mark.orthanc
+@pytest.mark.dcmtk
+def test_daemon_receives_processes_and_delivers_to_orthanc(
+    orthanc: OrthancServer, phantom_study: Any, tmp_path: Path
+) -> None:
+    from rgcds.commands.serve import build_daemon
+
+    storescu = require_tool("storescu", "dcmtk")
+    orthanc.clear()
+    logs = io.StringIO()
+    configure_logging("INFO", "json", logs)
+    settings = settings_for(
+        tmp_path,
+        destinations=[
+            DestinationSettings(name="pacs", ae_title=orthanc.aet, host="127.0.0.1",
+                                port=orthanc.dicom_port).model_dump()
+        ],
+    )
+    port = free_port()
+    daemon = build_daemon(settings, None, port=port)
+    daemon.start()
+    try:
+        sent = subprocess.run(  # noqa: S603
+            [storescu, "-aet", "SCANNER1", "-aec", settings.listener.ae_title, "+sd", "+r",
+             "127.0.0.1", str(port), str(phantom_study.series[0].directory.parent)],
+            capture_output=True, text=True, timeout=300, check=False,
+        )
+        assert sent.returncode == 0, sent.stderr
+        deadline = time.monotonic() + 900
+        state = None
+        while time.monotonic() < deadline:
+            assert daemon.jobs is not None
+            jobs = daemon.jobs.jobs()
+            state = jobs[-1].state if jobs else None
+            if state in (JobState.DONE, JobState.FAILED):
+                break
+            time.sleep(2)
+        assert state is JobState.DONE, [j.reason for j in jobs]
+    finally:
+        daemon.stop(timeout=60)
+
+    modalities = sorted(orthanc.get(f"/instances/{i}/simplified-tags")["Modality"]
+                        for i in orthanc.instances())
+    assert modalities.count("SEG") == 1
+    assert modalities.count("SR") == 1
+    assert "DOC" in modalities
+    studies = orthanc.studies()
+    assert len(studies) == 1  # results went into the original study
+    text = logs.getvalue()
+    assert text, "the daemon logged nothing"
+    for part in phantom_study.patient_name.replace("^", " ").split():
+        assert part not in text
+    assert phantom_study.patient_id not in text
