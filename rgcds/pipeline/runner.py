@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 import pydicom
 import structlog
 
+from rgcds.analysis.pet import PetMeasurements
 from rgcds.exceptions import DicomInputError, ModelError
 from rgcds.logging import remember_phi
 from rgcds.pipeline import report, stages
@@ -123,8 +124,10 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
         source = stages.reference_datasets(converted.series[role], converted.volumes[role])
         clinical = stages.clinical_inputs(source.datasets[0])
         predictions = run("predict", stages.predict, ctx, table, clinical)
+        pet = run("pet", stages.pet_analysis, ctx, converted, seg)
         content = report.complete_report(
-            identity, measurements, table, predictions, used, notes=[*notes, *seg.notes]
+            identity, measurements, table, predictions, used,
+            notes=[*notes, *seg.notes, *stages.pet_notes(pet)],
         )
         written = run("write", stages.write, ctx, content, source, seg)
         summary = {
@@ -134,6 +137,8 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
                 m.marker: round(m.probability, 3) for m in predictions.markers
             },
         }
+        if isinstance(pet, PetMeasurements):
+            summary["pet"] = stages.pet_summary(pet)
         return StudyOutcome(
             status="complete",
             reason=None,

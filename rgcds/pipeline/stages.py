@@ -24,6 +24,7 @@ import structlog
 
 from rgcds.analysis.measure import Measurements
 from rgcds.analysis.measure import measure as measure_tumour
+from rgcds.analysis.pet import PetMeasurements, PetNotAnalysed, analyse_pet
 from rgcds.analysis.predict import ClinicalInputs, Predictions, predict_all
 from rgcds.analysis.radiomics import extract_radiomics, to_wide, write_features
 from rgcds.exceptions import DicomInputError, MissingSequenceError, ModelError
@@ -40,6 +41,7 @@ from rgcds.study import (
     SeriesRole,
     StudyIndex,
     Volume,
+    identify_tracer,
     load_volume,
     select_sequences,
 )
@@ -213,6 +215,7 @@ class Segmentation:
     model_id: str
     model_version: str
     notes: tuple[str, ...] = ()
+    brain_mask_model: sitk.Image | None = None
 
 
 def preprocess(ctx: StudyContext, converted: Converted, card: ModelCard) -> tuple[
@@ -267,6 +270,7 @@ def run_segmentation(
         batch_size=inference.batch_size,
         tta=inference.tta,
     ).astype(np.uint8)
+    labels = remove_small_components(labels, pre.brain_mask.GetSpacing())
     labels_model = sitk.GetImageFromArray(labels)
     labels_model.CopyInformation(pre.brain_mask)
     labels_native = pre.labels_to_native(labels_model)
@@ -280,11 +284,45 @@ def run_segmentation(
         model_id=card.id,
         model_version=card.version,
         notes=tuple(pre.notes) + tuple(notes),
+        brain_mask_model=pre.brain_mask,
     )
     save_segmentation(ctx, seg)
     counts = np.bincount(labels.ravel(), minlength=4)[1:4]
     logger.info("tumour segmented", model=card.id, voxels_ncr_ed_et=[int(c) for c in counts])
     return seg
+
+
+#: Tumour components smaller than this are dropped as noise (the largest is always kept).
+MIN_COMPONENT_ML = 1.0
+
+
+def remove_small_components(
+    labels: np.ndarray, spacing: tuple[float, ...], min_ml: float = MIN_COMPONENT_ML
+) -> np.ndarray:
+    """Drop connected tumour components (26-connectivity) below ``min_ml``.
+
+    Scattered false-positive voxels far from the tumour would otherwise inflate diameters,
+    lesion counts and radiomic shape features; a satellite lesion of at least ``min_ml`` is
+    kept, so multifocality is still reported.
+    """
+    from scipy import ndimage
+
+    tumour = labels > 0
+    components, n = ndimage.label(tumour, structure=np.ones((3, 3, 3), dtype=bool))
+    if n <= 1:
+        return labels
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    sizes = np.bincount(components.ravel())[1:] * voxel_ml
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[1:] = sizes >= min_ml
+    keep[int(np.argmax(sizes)) + 1] = True
+    cleaned = np.where(keep[components], labels, 0).astype(labels.dtype)
+    logger.info(
+        "small tumour components removed",
+        removed=int(n - keep[1:].sum()),
+        kept=int(keep[1:].sum()),
+    )
+    return cleaned
 
 
 def save_segmentation(ctx: StudyContext, seg: Segmentation) -> None:
@@ -297,6 +335,8 @@ def save_segmentation(ctx: StudyContext, seg: Segmentation) -> None:
         sitk.WriteImage(image, str(folder / f"model_{name}.nii.gz"))
     if seg.to_mni is not None:
         sitk.WriteTransform(seg.to_mni, str(folder / "to_mni.tfm"))
+    if seg.brain_mask_model is not None:
+        sitk.WriteImage(seg.brain_mask_model, str(folder / "brain_mask_model.nii.gz"))
     meta = {
         "reference_role": seg.reference_role,
         "reference_series_uid": seg.reference_series_uid,
@@ -318,6 +358,7 @@ def load_segmentation(ctx: StudyContext) -> Segmentation | None:
     try:
         meta = json.loads(marker.read_text())
         tfm = folder / "to_mni.tfm"
+        brain = folder / "brain_mask_model.nii.gz"
         seg = Segmentation(
             labels_native=sitk.ReadImage(str(folder / "labels_native.nii.gz")),
             labels_model=sitk.ReadImage(str(folder / "labels_model.nii.gz")),
@@ -331,6 +372,7 @@ def load_segmentation(ctx: StudyContext) -> Segmentation | None:
             model_id=meta["model_id"],
             model_version=meta["model_version"],
             notes=tuple(meta.get("notes", ())),
+            brain_mask_model=sitk.ReadImage(str(brain)) if brain.exists() else None,
         )
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         logger.warning("kept segmentation unreadable; recomputing", error=str(exc))
@@ -416,6 +458,85 @@ def predict(
     return predict_all(Path(root), values, clinical, research_mode=research)
 
 
+def pet_analysis(
+    ctx: StudyContext, converted: Converted, seg: Segmentation
+) -> PetMeasurements | PetNotAnalysed | None:
+    """Amino-acid PET measurements (TBR, SUV, BTV) on the model grid, where a PET was sent.
+
+    The PET was registered to the reference (mutual information) in preprocessing and
+    resampled onto the model grid with the MR masks, so no further transform is needed.
+    The tumour mask is the tumour core (necrosis + enhancement); the background is
+    normal-appearing contralateral brain (see ``docs/pet.md``).
+    """
+    volume = converted.volumes.get(SeriesRole.PET)
+    info = converted.series.get(SeriesRole.PET)
+    pet = seg.model_images.get(SeriesRole.PET.value)
+    if volume is None or info is None or pet is None:
+        return None
+    tumour = sitk.Cast(
+        sitk.Or(sitk.Equal(seg.labels_model, 1), sitk.Equal(seg.labels_model, 3)),
+        sitk.sitkUInt8,
+    )
+    try:
+        result = analyse_pet(
+            pet,
+            tracer=identify_tracer(info),
+            suv=volume.pet,
+            brain_mask=seg.brain_mask_model,
+            tumour_mask=tumour,
+            settings=ctx.settings.pet,
+        )
+    except DicomInputError as exc:
+        logger.warning("PET not analysed", reason=str(exc))
+        return PetNotAnalysed(tracer=identify_tracer(info), reason=str(exc))
+    if isinstance(result, PetMeasurements):
+        ctx.path("pet.json").write_text(json.dumps(pet_summary(result), indent=2))
+        logger.info("PET analysed", tracer=result.tracer.value, tbr_max=round(result.tbr_max, 2))
+    return result
+
+
+def pet_summary(result: PetMeasurements) -> dict[str, object]:
+    """PHI-free figures of a PET analysis."""
+
+    def r(value: float | None, n: int = 2) -> float | None:
+        return None if value is None else round(float(value), n)
+
+    return {
+        "tracer": result.tracer.value,
+        "units": result.units,
+        "threshold_tbr": result.threshold_tbr,
+        "tbr_max": r(result.tbr_max),
+        "tbr_mean": r(result.tbr_mean),
+        "suv_max": r(result.suv_max),
+        "suv_mean": r(result.suv_mean),
+        "suv_peak": r(result.suv_peak),
+        "background_mean": r(result.background_mean, 3),
+        "background_method": result.background_method,
+        "btv_ml": r(result.btv_ml, 1),
+    }
+
+
+def pet_notes(result: PetMeasurements | PetNotAnalysed | None) -> tuple[str, ...]:
+    """Sentences for the report on the PET analysis."""
+    if result is None:
+        return ()
+    if isinstance(result, PetNotAnalysed):
+        return (f"PET ({result.tracer.value}) not analysed: {result.reason}",)
+    suv = (
+        f"SUVmax {result.suv_max:.2f}, SUVpeak {result.suv_peak:.2f}, "
+        if result.suv_max is not None and result.suv_peak is not None
+        else f"SUV not available ({result.suv_reason}); "
+    )
+    return (
+        f"Amino-acid PET ({result.tracer.value}): TBRmax {result.tbr_max:.2f}, "
+        + (f"TBRmean {result.tbr_mean:.2f}, " if result.tbr_mean is not None else "")
+        + suv
+        + f"BTV {result.btv_ml:.1f} ml at TBR {result.threshold_tbr}; background "
+        f"{result.background_method}.",
+        *result.notes,
+    )
+
+
 # --- write and export -----------------------------------------------------------------
 
 
@@ -485,6 +606,9 @@ __all__ = [
     "index",
     "load_segmentation",
     "measure",
+    "pet_analysis",
+    "pet_notes",
+    "pet_summary",
     "predict",
     "preprocess",
     "radiomics",
