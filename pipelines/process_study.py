@@ -22,7 +22,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from rgcds.config import Settings, load_settings
-from rgcds.logging import bind_study
+from rgcds.logging import bind_study, configure_logging
 from rgcds.pipeline import StudyContext, run_study
 from rgcds.pipeline.delivery import export
 from rgcds.store import JobStore, job_store_path
@@ -84,6 +84,9 @@ def process_study(
         ``config_path`` on the worker.
     """
     config = Settings(**settings) if settings is not None else load_settings(config_path)
+    if settings is None:
+        # A worker's flow run (server mode): set up rgcds' PHI-guarded logging here.
+        configure_logging(config.logging.level, config.logging.format)
     bind_study(correlation_id or f"job-{job_id}")
     ctx = StudyContext(
         inputs=tuple(Path(p) for p in inputs),

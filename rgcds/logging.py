@@ -269,6 +269,7 @@ def configure_logging(
     logging.getLogger("pynetdicom").setLevel(max(logging.INFO, logging.getLevelName(level)))
     # highdicom narrates every module it copies at INFO; keep its warnings only.
     logging.getLogger("highdicom").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("radiomics").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 

@@ -64,10 +64,14 @@ def make_processor(
         parameters = flow_parameters(settings, config_path, jobs(), job)
         if settings.processing.mode == "server":
             from prefect.deployments import run_deployment
+            from prefect.settings import PREFECT_API_URL, temporary_settings
 
-            run = run_deployment(
-                name=settings.processing.deployment, parameters=parameters, timeout=0
-            )
+            api_url = settings.processing.prefect_api_url
+            # Thread-local: the daemon's other threads keep their own API.
+            with temporary_settings(updates={PREFECT_API_URL: api_url} if api_url else {}):
+                run = run_deployment(
+                    name=settings.processing.deployment, parameters=parameters, timeout=0
+                )
             run_id = str(getattr(run, "id", ""))
             logger.info("flow run submitted", job_id=job.job_id, flow_run_id=run_id)
             return
