@@ -25,7 +25,7 @@ from rgcds.config import Settings, load_settings
 from rgcds.logging import bind_study, configure_logging
 from rgcds.pipeline import StudyContext, run_study
 from rgcds.pipeline.delivery import export
-from rgcds.store import JobStore, job_store_path
+from rgcds.store import JobState, JobStore, job_store_path
 
 T = TypeVar("T")
 
@@ -95,7 +95,13 @@ def process_study(
         job_id=job_id,
         correlation_id=correlation_id,
     )
-    outcome = run_study(ctx, PrefectStageRunner(config.processing.stage_retries))
+    try:
+        outcome = run_study(ctx, PrefectStageRunner(config.processing.stage_retries))
+    except Exception as exc:
+        if job_id and settings is None:
+            # On a worker nobody else watches the run: record the failure in the job store.
+            _mark_failed(config, job_id, f"{getattr(exc, 'stage', 'processing')}: {exc}")
+        raise
     queued = 0
     if job_id:
         jobs = JobStore(job_store_path(config.storage.root))
@@ -111,6 +117,14 @@ def process_study(
         "queued": queued,
         "stage_seconds": outcome.stage_seconds,
     }
+
+
+def _mark_failed(config: Settings, job_id: int, reason: str) -> None:
+    jobs = JobStore(job_store_path(config.storage.root))
+    try:
+        jobs.mark(job_id, JobState.FAILED, reason)
+    finally:
+        jobs.close()
 
 
 __all__ = ["GPU_TAG", "TRANSIENT_STAGES", "PrefectStageRunner", "process_study"]
