@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,13 +117,10 @@ def retry_study(store: JobStore, study_uid: str, now: float | None = None) -> Re
         )
     items = [i for i in store.outbox_items(failed.job_id) if i.state is OutboxState.FAILED]
     if items:
-        now = time.time() if now is None else now
-        for item in items:
-            store.outbox_mark_retry(
-                item.item_id, now, f"re-armed by rgcds retry; before: {item.last_error or '-'}"
-            )
+        count = store.rearm_failed_delivery(failed.job_id, now)
+        job = store.get(failed.job_id)
         return RetryOutcome(study_uid, failed.job_id, failed.reason, "redeliver",
-                            failed.job_id, failed.state, len(items))
+                            job.job_id, job.state, count)
     job = _requeue(store, failed)
     return RetryOutcome(study_uid, failed.job_id, failed.reason, "requeued",
                         job.job_id, job.state, 0)

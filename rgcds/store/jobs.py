@@ -438,6 +438,51 @@ class JobStore:
         )
         return _job(out)
 
+    def rearm_failed_delivery(self, job_id: int, now: float | None = None) -> int:
+        """Give a failed job's failed deliveries another chance, in one transaction.
+
+        Every ``failed`` outbox item of the job becomes ``pending``, due at ``now``, with its
+        attempt count reset (so the back-off starts afresh); the job goes from ``failed``
+        back to ``exporting`` so the deliverer closes it again. This is the only way out of
+        ``failed`` besides opening a new job, and it is what ``rgcds retry`` uses.
+
+        Returns
+        -------
+        int
+            The number of outbox items re-armed.
+
+        Raises
+        ------
+        InvalidTransitionError
+            If the job is not failed or has no failed delivery.
+        UnknownJobError
+            If there is no such job.
+        """
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            row = db.execute(_SELECT_JOB + " WHERE job_id=?", (job_id,)).fetchone()
+            if row is None:
+                raise UnknownJobError(f"There is no job with id {job_id} in {self.path}.")
+            job = _job(row)
+            if job.state is not JobState.FAILED:
+                raise InvalidTransitionError(
+                    f"Job {job_id} is {job.state.value}, not failed; nothing to re-deliver."
+                )
+            cur = db.execute(
+                "UPDATE outbox SET state=?, attempts=0, next_attempt_at=?, updated_at=? "
+                "WHERE job_id=? AND state=?",
+                (OutboxState.PENDING.value, now, now, job_id, OutboxState.FAILED.value),
+            )
+            if cur.rowcount == 0:
+                raise InvalidTransitionError(f"Job {job_id} has no failed delivery to re-arm.")
+            db.execute(
+                "UPDATE jobs SET state=?, updated_at=? WHERE job_id=?",
+                (JobState.EXPORTING.value, now, job_id),
+            )
+            count = int(cur.rowcount)
+        logger.info("deliveries re-armed", job_id=job_id, study_uid=job.study_uid, items=count)
+        return count
+
     def claim_next(self) -> Job | None:
         """Atomically take the oldest ``queued`` job and move it to ``processing``.
 

@@ -321,7 +321,14 @@ def test_retry_unknown_study_and_redelivery(
         assert items[lost.item_id].state is OutboxState.PENDING
         assert items[sent.item_id].state is OutboxState.SENT
         assert [i.item_id for i in store.outbox_due()] == [lost.item_id]
+        assert items[lost.item_id].attempts == 0  # the back-off starts afresh
+        assert store.get(job.job_id).state is JobState.EXPORTING  # the deliverer closes it
         assert len(store.jobs()) == 1  # nothing reprocessed
+        from rgcds.pipeline.delivery import settle_exporting_jobs
+
+        store.outbox_mark_sent(lost.item_id)
+        settle_exporting_jobs(store)
+        assert store.get(job.job_id).state is JobState.DONE
 
 
 def test_stop_during_processing_leaves_job_resumable(tmp_path: Path) -> None:
