@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 from pathlib import Path
+from typing import Any
 
+from rgcds import RESEARCH_USE_ONLY
 from rgcds.config import Settings, load_settings
 from rgcds.logging import configure_logging
 
@@ -25,4 +29,34 @@ def settings_and_logging(args: argparse.Namespace) -> Settings:
     return settings
 
 
-__all__ = ["add_config_argument", "settings_and_logging"]
+def publish_outcome(outcome: Any, out: Path, **extra: Any) -> tuple[dict[str, Any], Path]:
+    """Copy a run's result objects to ``out/results`` and write ``out/outcome.json``.
+
+    ``outcome`` is a :class:`rgcds.pipeline.StudyOutcome`; ``extra`` adds keys to the record.
+    Returns the record and the results folder.
+    """
+    results = out / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    for _uid, path in outcome.written:
+        shutil.copy2(path, results / path.name)
+    record = {
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "objects": [str(results / p.name) for _u, p in outcome.written],
+        "stage_seconds": outcome.stage_seconds,
+        "summary": outcome.summary,
+        "note": RESEARCH_USE_ONLY,
+        **extra,
+    }
+    (out / "outcome.json").write_text(json.dumps(record, indent=2, default=str))
+    return record, results
+
+
+def print_outcome(outcome: Any) -> None:
+    """The status line and the PHI-free summary of a run, for a terminal."""
+    print(f"status: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
+    for key, value in outcome.summary.items():
+        print(f"{key}: {value}")
+
+
+__all__ = ["add_config_argument", "print_outcome", "publish_outcome", "settings_and_logging"]

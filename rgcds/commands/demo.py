@@ -14,7 +14,12 @@ import shutil
 from pathlib import Path
 
 from rgcds import RESEARCH_USE_ONLY
-from rgcds.commands import add_config_argument, settings_and_logging
+from rgcds.commands import (
+    add_config_argument,
+    print_outcome,
+    publish_outcome,
+    settings_and_logging,
+)
 
 NAME = "demo"
 HELP = "Generate a synthetic study and run the whole analysis on it offline."
@@ -41,21 +46,9 @@ def run(args: argparse.Namespace) -> int:
     if work.exists():
         shutil.rmtree(work)
     outcome = run_study(StudyContext(inputs=(dicom,), work_dir=work, settings=settings))
-    results = args.out / "results"
-    results.mkdir(exist_ok=True)
-    for _uid, path in outcome.written:
-        shutil.copy2(path, results / path.name)
-    record = {
-        "status": outcome.status,
-        "reason": outcome.reason,
-        "summary": outcome.summary,
-        "stage_seconds": outcome.stage_seconds,
-        "truth": json.loads(study.clinical_json_path.read_text()),
-    }
-    (args.out / "outcome.json").write_text(json.dumps(record, indent=2, default=str))
-    print(f"status: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
-    for key, value in outcome.summary.items():
-        print(f"{key}: {value}")
+    truth = json.loads(study.clinical_json_path.read_text())
+    _record, results = publish_outcome(outcome, args.out, truth=truth)
+    print_outcome(outcome)
     print(f"stage seconds: {outcome.stage_seconds}")
     print(f"{len(outcome.written)} result objects (SEG, SR, SC, PDF) in {results}")
     print(f"montage of the input: {args.out / 'phantom-montage.png'}")

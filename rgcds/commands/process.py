@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 from rgcds import RESEARCH_USE_ONLY
-from rgcds.commands import add_config_argument, settings_and_logging
+from rgcds.commands import (
+    add_config_argument,
+    print_outcome,
+    publish_outcome,
+    settings_and_logging,
+)
 
 NAME = "process"
 HELP = "Analyse one study from DICOM files offline and write the result objects to --out."
@@ -32,25 +36,11 @@ def run(args: argparse.Namespace) -> int:
     work = args.out / "work"
     ctx = StudyContext(inputs=tuple(args.inputs), work_dir=work, settings=settings)
     outcome = run_study(ctx)
-    results = args.out / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    for _uid, path in outcome.written:
-        shutil.copy2(path, results / path.name)
-    record = {
-        "status": outcome.status,
-        "reason": outcome.reason,
-        "objects": [str(results / p.name) for _u, p in outcome.written],
-        "stage_seconds": outcome.stage_seconds,
-        "summary": outcome.summary,
-        "note": RESEARCH_USE_ONLY,
-    }
-    (args.out / "outcome.json").write_text(json.dumps(record, indent=2))
+    record, results = publish_outcome(outcome, args.out)
     if args.json:
         print(json.dumps(record, indent=2))
     else:
-        print(f"status: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
-        for key, value in outcome.summary.items():
-            print(f"{key}: {value}")
+        print_outcome(outcome)
         print(f"{len(outcome.written)} result object(s) in {results}")
         print(RESEARCH_USE_ONLY)
     return 0

@@ -16,12 +16,47 @@ from pathlib import Path
 import structlog
 
 from rgcds.config import Settings
-from rgcds.results.export import NetworkTimeouts, RetryPolicy, deliver_due, enqueue
+from rgcds.results.export import (
+    NetworkTimeouts,
+    NewDelivery,
+    RetryPolicy,
+    deliver_due,
+    enqueue,
+)
 from rgcds.service.metrics import Metrics
-from rgcds.store import JobState, JobStore, OutboxState
-from rgcds.store.outbox import JobStoreOutbox
+from rgcds.store import JobState, JobStore, OutboxItem, OutboxState
 
 logger = structlog.get_logger(__name__)
+
+
+class JobStoreOutbox:
+    """The job store's ``outbox_*`` methods as the export stage's ``Outbox`` protocol."""
+
+    def __init__(self, jobs: JobStore, batch: int = 500) -> None:
+        self.jobs = jobs
+        self.batch = batch
+
+    def add(self, item: NewDelivery, now: float | None = None) -> int:
+        """Queue a result file (idempotent per job, destination and instance)."""
+        return self.jobs.outbox_add(
+            item.job_id, item.destination, item.sop_instance_uid, item.path
+        ).item_id
+
+    def due(self, now: float) -> list[OutboxItem]:
+        """Pending items whose next attempt is due."""
+        return self.jobs.outbox_due(now, limit=self.batch)
+
+    def mark_sent(self, item_id: int) -> None:
+        """The destination confirmed the item."""
+        self.jobs.outbox_mark_sent(item_id)
+
+    def mark_retry(self, item_id: int, next_attempt_at: float, error: str) -> None:
+        """A transient failure; try again later."""
+        self.jobs.outbox_mark_retry(item_id, next_attempt_at, error)
+
+    def mark_failed(self, item_id: int, reason: str) -> None:
+        """A permanent failure; never retried."""
+        self.jobs.outbox_mark_failed(item_id, reason)
 
 
 def export(
@@ -111,4 +146,4 @@ def make_deliverer(
     return deliver
 
 
-__all__ = ["export", "make_deliverer", "retry_policy", "settle_exporting_jobs"]
+__all__ = ["JobStoreOutbox", "export", "make_deliverer", "retry_policy", "settle_exporting_jobs"]

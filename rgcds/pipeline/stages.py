@@ -473,6 +473,7 @@ def pet_analysis(
     pet = seg.model_images.get(SeriesRole.PET.value)
     if volume is None or info is None or pet is None:
         return None
+    tracer = identify_tracer(info)
     tumour = sitk.Cast(
         sitk.Or(sitk.Equal(seg.labels_model, 1), sitk.Equal(seg.labels_model, 3)),
         sitk.sitkUInt8,
@@ -480,7 +481,7 @@ def pet_analysis(
     try:
         result = analyse_pet(
             pet,
-            tracer=identify_tracer(info),
+            tracer=tracer,
             suv=volume.pet,
             brain_mask=seg.brain_mask_model,
             tumour_mask=tumour,
@@ -488,7 +489,7 @@ def pet_analysis(
         )
     except DicomInputError as exc:
         logger.warning("PET not analysed", reason=str(exc))
-        return PetNotAnalysed(tracer=identify_tracer(info), reason=str(exc))
+        return PetNotAnalysed(tracer=tracer, reason=str(exc))
     if isinstance(result, PetMeasurements):
         ctx.path("pet.json").write_text(json.dumps(pet_summary(result), indent=2))
         logger.info("PET analysed", tracer=result.tracer.value, tbr_max=round(result.tbr_max, 2))
