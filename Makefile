@@ -27,20 +27,22 @@ system-deps:
 # --- Python environment ----------------------------------------------------
 # numpy, setuptools and versioneer first (pyradiomics builds against them with
 # --no-build-isolation), then everything else, every wheel checked against its hash.
-$(VENV)/.installed: requirements.lock requirements-dev.lock requirements-build.lock pyproject.toml
+# The locks are complete (uv resolved every dependency), so pip installs them with
+# --no-deps: requirements-overrides.txt swaps rt-utils' opencv-python for the headless build.
+$(VENV)/.installed: requirements.lock requirements-dev.lock requirements-build.lock requirements-overrides.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 ($(PYTHON)) is required"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=25"
 	$(PIP) install -q --require-hashes -r requirements-build.lock
-	$(PIP) install -q --require-hashes --no-build-isolation -r requirements.lock -r requirements-dev.lock
+	$(PIP) install -q --require-hashes --no-deps --no-build-isolation -r requirements.lock -r requirements-dev.lock
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 install: system-deps $(VENV)/.installed
 
-# The `train` extra: PyTorch CPU 2.13.0 (from the machine's wheel store or PyPI).
+# The `train` extra: PyTorch CPU 2.13.0 (from the machine's wheel store or PyPI) and MONAI.
 train-extra: install
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q torch==2.13.0 monai==1.6.1
 
 # --- the contract --------------------------------------------------------------
 demo: install
@@ -51,7 +53,7 @@ test: install
 
 # --- developer helpers -------------------------------------------------------
 lock:
-	$(PY) -m uv pip compile requirements.in --generate-hashes --python-version 3.11 -o requirements.lock
+	$(PY) -m uv pip compile requirements.in --override requirements-overrides.txt --generate-hashes --python-version 3.11 -o requirements.lock
 	$(PY) -m uv pip compile requirements-build.in --generate-hashes --python-version 3.11 -o requirements-build.lock
 	$(PY) -m uv pip compile requirements-dev.in --generate-hashes --python-version 3.11 -o requirements-dev.lock
 
