@@ -64,6 +64,8 @@ def process_study(
     job_id: int = 0,
     correlation_id: str = "",
     settings: dict[str, Any] | None = None,
+    partner_inputs: list[str] | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Process one study and queue its results for every destination.
 
@@ -82,6 +84,11 @@ def process_study(
     settings
         The daemon's settings as a mapping (embedded mode); otherwise they are read from
         ``config_path`` on the worker.
+    partner_inputs
+        Series folders of the paired study of the same patient (MR for a PET/CT study, or
+        the reverse), analysed with ``inputs``.
+    notes
+        Sentences for the report (how the study was paired).
     """
     config = Settings(**settings) if settings is not None else load_settings(config_path)
     if settings is None:
@@ -94,6 +101,8 @@ def process_study(
         settings=config,
         job_id=job_id,
         correlation_id=correlation_id,
+        partner_inputs=tuple(Path(p) for p in partner_inputs or ()),
+        notes=tuple(notes or ()),
     )
     try:
         outcome = run_study(ctx, PrefectStageRunner(config.processing.stage_retries))

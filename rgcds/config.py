@@ -141,6 +141,29 @@ class MetricsSettings(_Section):
     port: int = Field(default=9464, ge=1, le=65535)
 
 
+class PairingSettings(_Section):
+    """``[pairing]``: analyse a PET/CT study together with the MR study of the same patient."""
+
+    enabled: bool = True
+    window_days: int = Field(default=14, ge=0, le=3650)
+
+
+class QuerySettings(_Section):
+    """``[query]``: a PACS asked for a missing partner study (C-FIND, then C-MOVE or C-GET).
+
+    C-MOVE sends the partner to ``move_destination`` (default: the listener's AE title),
+    which the PACS must know; C-GET returns it on the same association.
+    """
+
+    ae_title: str = Field(min_length=1, max_length=16)
+    host: str
+    port: int = Field(ge=1, le=65535)
+    calling_ae_title: str | None = None
+    retrieve: Literal["move", "get"] = "move"
+    move_destination: str | None = None
+    timeout_seconds: float = Field(default=120.0, gt=0)
+
+
 class ProcessingSettings(_Section):
     """Where and how studies are processed.
 
@@ -196,6 +219,8 @@ class Settings(BaseSettings):
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     pet: PetSettings = Field(default_factory=PetSettings)
+    pairing: PairingSettings = Field(default_factory=PairingSettings)
+    query: QuerySettings | None = None
     research_mode: bool = False
 
     @field_validator("destinations")
@@ -278,7 +303,9 @@ __all__ = [
     "ListenerSettings",
     "LoggingSettings",
     "MetricsSettings",
+    "PairingSettings",
     "ProcessingSettings",
+    "QuerySettings",
     "Settings",
     "StorageSettings",
     "TlsSettings",

@@ -24,6 +24,11 @@ class StudyContext:
         The job store's job id, when run by the daemon (0 offline).
     correlation_id
         Carried on every log line of the run.
+    partner_inputs
+        The series folders of a paired study of the same patient (the MR study of a PET/CT
+        study, or the reverse), analysed together with ``inputs``.
+    notes
+        Sentences for the report from before the run (how the study was paired).
     """
 
     inputs: tuple[Path, ...]
@@ -31,6 +36,8 @@ class StudyContext:
     settings: Settings
     job_id: int = 0
     correlation_id: str = ""
+    partner_inputs: tuple[Path, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def path(self, name: str) -> Path:
         """A file in the work directory (its folder created)."""

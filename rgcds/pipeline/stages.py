@@ -67,17 +67,25 @@ _SEG_DIR = "segmentation"
 def index(ctx: StudyContext) -> StudyIndex:
     """Group the study's instances by series (headers only).
 
+    The series of a paired study (``ctx.partner_inputs``: the MR study of a PET/CT study,
+    or the reverse) are indexed with the study's own.
+
     Raises
     ------
     DicomInputError
-        If the inputs hold no DICOM image or more than one study.
+        If the inputs hold no DICOM image, or more studies than the study and its partner.
     """
-    study_index = _index_study(ctx.inputs)
+    study_index = _index_study((*ctx.inputs, *ctx.partner_inputs))
     uids = study_index.study_instance_uids
-    if len(uids) != 1:
+    expected = 2 if ctx.partner_inputs else 1
+    if len(uids) != expected:
         raise DicomInputError(
             f"The inputs hold {len(uids)} studies ({', '.join(uids) or 'none'}); "
-            "give the files of exactly one study."
+            + (
+                "give the files of exactly one study."
+                if expected == 1
+                else "expected the study and its paired study of the same patient."
+            )
         )
     logger.info("study indexed", n_series=len(study_index.series), study_uid=uids[0])
     return study_index
@@ -123,6 +131,69 @@ class Converted:
     notes: tuple[str, ...]
 
 
+CT_NOT_USED_NOTE = (
+    "The CT series of the PET/CT study was recognised and not used: the PET is registered "
+    "directly to the MR (mutual information); the CT served the PET's attenuation correction."
+)
+
+
+def _ct_notes(selection: SequenceSelection) -> list[str]:
+    return [CT_NOT_USED_NOTE] if selection.series_for(SeriesRole.CT) is not None else []
+
+
+def is_pet_only(selection: SequenceSelection) -> bool:
+    """Whether the study (with its partner, if any) has a PET but no T1c to analyse it with."""
+    return (
+        selection.series_for(SeriesRole.T1C) is None
+        and selection.series_for(SeriesRole.PET) is not None
+    )
+
+
+def convert_pet_only(ctx: StudyContext, selection: SequenceSelection) -> Converted:
+    """Convert the PET of a study without MR (a PET-grid-only analysis).
+
+    Raises
+    ------
+    DicomInputError
+        If the PET cannot be converted (one slice, broken geometry, ...).
+    """
+    info = selection.series_for(SeriesRole.PET)
+    if info is None:
+        raise MissingSequenceError("The study has no PET series to analyse.")
+    volume = load_volume(info)
+    notes = _ct_notes(selection)
+    if volume.pet is not None and not volume.pet.is_suv:
+        notes.append(f"PET is not in SUV: {volume.pet.reason}")
+    return Converted(
+        volumes={SeriesRole.PET: volume}, series={SeriesRole.PET: info}, notes=tuple(notes)
+    )
+
+
+def pet_only_analysis(
+    ctx: StudyContext, converted: Converted
+) -> PetMeasurements | PetNotAnalysed:
+    """Amino-acid PET measurements on the PET grid alone (no MR partner).
+
+    The brain is estimated from the PET, the search region is the brain and the background
+    the mirrored contralateral region of the hottest spot (see ``docs/pet.md``).
+    """
+    volume = converted.volumes[SeriesRole.PET]
+    tracer = identify_tracer(converted.series[SeriesRole.PET])
+    try:
+        result = analyse_pet(
+            volume.image, tracer=tracer, suv=volume.pet, brain_mask=None,
+            settings=ctx.settings.pet,
+        )
+    except DicomInputError as exc:
+        logger.warning("PET not analysed", reason=str(exc))
+        return PetNotAnalysed(tracer=tracer, reason=str(exc))
+    if isinstance(result, PetMeasurements):
+        ctx.path("pet.json").write_text(json.dumps(pet_summary(result), indent=2))
+        logger.info("PET analysed alone", tracer=result.tracer.value,
+                    tbr_max=round(result.tbr_max, 2))
+    return result
+
+
 def convert(ctx: StudyContext, selection: SequenceSelection) -> Converted:
     """Convert the chosen series to volumes.
 
@@ -142,7 +213,7 @@ def convert(ctx: StudyContext, selection: SequenceSelection) -> Converted:
         )
     volumes: dict[SeriesRole, Volume] = {}
     series: dict[SeriesRole, SeriesInfo] = {}
-    notes: list[str] = []
+    notes: list[str] = _ct_notes(selection)
     for role in ANALYSIS_ROLES:
         info = selection.series_for(role)
         if info is None:
@@ -599,16 +670,20 @@ def write(
 
 __all__ = [
     "ANALYSIS_ROLES",
+    "CT_NOT_USED_NOTE",
     "Converted",
     "Segmentation",
     "classify",
     "clinical_inputs",
     "convert",
+    "convert_pet_only",
     "index",
+    "is_pet_only",
     "load_segmentation",
     "measure",
     "pet_analysis",
     "pet_notes",
+    "pet_only_analysis",
     "pet_summary",
     "predict",
     "preprocess",

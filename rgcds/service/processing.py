@@ -18,7 +18,8 @@ import structlog
 
 from rgcds.config import Settings
 from rgcds.service.metrics import Metrics
-from rgcds.store import Job, JobStore
+from rgcds.service.pairing import find_partner, no_partner_note, retrieve_partner
+from rgcds.store import Job, JobState, JobStore
 
 logger = structlog.get_logger(__name__)
 
@@ -39,12 +40,28 @@ def flow_parameters(
     """The flow run's parameters for ``job`` (paths and ids only, never PHI)."""
     series_dirs = sorted({str(Path(r.path).parent) for r in jobs.instances(job.study_uid)})
     work_dir = settings.storage.root / "work" / job.study_uid / str(job.job_id)
+    partner_inputs: list[str] = []
+    notes: list[str] = []
+    if settings.pairing.enabled:
+        window = settings.pairing.window_days
+        partner = find_partner(jobs, job.study_uid, window)
+        if partner is None and settings.query is not None:
+            partner = retrieve_partner(settings, jobs, job.study_uid)
+        if partner is not None:
+            partner_inputs = [str(p) for p in partner.inputs]
+            notes.append(partner.note())
+        else:
+            note = no_partner_note(jobs.study_modalities(job.study_uid), window)
+            if note is not None:
+                notes.append(note)
     return {
         "inputs": series_dirs,
         "work_dir": str(work_dir),
         "config_path": str(config_path) if config_path is not None else None,
         "job_id": job.job_id,
         "correlation_id": f"job-{job.job_id}",
+        "partner_inputs": partner_inputs,
+        "notes": notes,
     }
 
 
@@ -61,6 +78,16 @@ def make_processor(
     """
 
     def process(job: Job) -> None:
+        store = jobs()
+        for_study = store.retrieved_for(job.study_uid)
+        if for_study is not None:
+            store.mark(
+                job.job_id, JobState.DONE,
+                f"retrieved from the query PACS as the partner of study {for_study}; "
+                "analysed with it",
+            )
+            logger.info("retrieved partner study closed", job_id=job.job_id)
+            return
         parameters = flow_parameters(settings, config_path, jobs(), job)
         if settings.processing.mode == "server":
             from prefect.deployments import run_deployment
