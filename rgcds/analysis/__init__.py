@@ -20,7 +20,13 @@ from rgcds.analysis.cards import (
     discover_cards,
     read_card,
 )
-from rgcds.analysis.ctv import CtvResult, RtStructNotSupportedError, derive_ctv, select_ctv_roi
+from rgcds.analysis.ctv import (
+    CtvResult,
+    RtStructError,
+    derive_ctv,
+    rasterise_roi,
+    select_ctv_roi,
+)
 from rgcds.analysis.location import LobeAtlas, Location, load_lobe_atlas, locate
 from rgcds.analysis.measure import (
     REGIONS,
@@ -87,7 +93,7 @@ __all__ = [
     "RanoResult",
     "RegionMeasurement",
     "RegistrationQuality",
-    "RtStructNotSupportedError",
+    "RtStructError",
     "SurvivalModel",
     "SurvivalPrediction",
     "UnvalidatedModelError",
@@ -105,6 +111,7 @@ __all__ = [
     "measure_volumes",
     "predict_all",
     "rano",
+    "rasterise_roi",
     "read_card",
     "register_pet_to_mr",
     "registration_quality",

@@ -12,8 +12,8 @@ This CTV is an analysis region (e.g. for PET BTV search and radiomics as in the 
 MET-PET study), not a treatment plan.
 
 :func:`select_ctv_roi` picks the CTV among the ROI names of an RT Structure Set.
-Rasterising RT Structure Set contours needs rt-utils (not installed): :func:`rasterise_roi`
-raises :class:`RtStructNotSupportedError` (TODO).
+:func:`rasterise_roi` fills the chosen ROI's closed planar contours on the grid of the image
+series they were drawn on (OpenCV polygon filling, even-odd rule for holes).
 """
 
 from __future__ import annotations
@@ -21,10 +21,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
 import structlog
+from pydicom.errors import InvalidDicomError
 
 from rgcds.exceptions import DicomInputError
 from rgcds.imaging.resample import GridGeometry
@@ -39,10 +43,6 @@ DEFAULT_CTV_PATTERNS: tuple[str, ...] = (r"^ctv$", r"^ctv[\s_-]*1?$", r"\bctv\b"
 
 #: Planning helper structures never picked as the CTV (PTV, optimisation, rings, "z_" helpers).
 _NOT_A_CTV = re.compile(r"ptv|opt|ring|^z[_\W]", re.IGNORECASE)
-
-
-class RtStructNotSupportedError(DicomInputError, NotImplementedError):
-    """RT Structure Set contours cannot be rasterised in this installation."""
 
 
 @dataclass(frozen=True)
@@ -163,27 +163,130 @@ def select_ctv_roi(
     return None
 
 
-def rasterise_roi(rtstruct_path: str, roi_name: str, reference: sitk.Image) -> sitk.Image:
-    """Rasterise one RT Structure Set ROI onto ``reference`` (TODO: needs rt-utils).
+class RtStructError(DicomInputError):
+    """An RT Structure Set cannot be read or rasterised (the CTV is then derived)."""
+
+
+def roi_names(rtstruct_path: Path | str) -> list[str]:
+    """The Structure Set ROI Names of an RT Structure Set, in file order.
 
     Raises
     ------
-    RtStructNotSupportedError
-        Always, in this installation.
+    RtStructError
+        If the file is not a readable RT Structure Set.
     """
-    raise RtStructNotSupportedError(
-        f"Rasterising ROI {roi_name!r} of an RT Structure Set needs rt-utils, which is not "
-        "installed; derive the CTV with rgcds.analysis.ctv.derive_ctv or provide it as a "
-        "label image (DICOM SEG / NIfTI)."
-    )
+    try:
+        ds = pydicom.dcmread(rtstruct_path, stop_before_pixels=True)
+        return [str(item.ROIName) for item in ds.StructureSetROISequence]
+    except (InvalidDicomError, OSError, AttributeError, EOFError, ValueError) as exc:
+        raise RtStructError(f"The RT Structure Set cannot be read: {exc}.") from None
+
+
+def referenced_series_uid(rtstruct_path: Path | str) -> str | None:
+    """The image series the RT Structure Set's contours were drawn on, if it names one."""
+    try:
+        ds = pydicom.dcmread(rtstruct_path, stop_before_pixels=True)
+        for frame in ds.get("ReferencedFrameOfReferenceSequence", []):
+            for study in frame.get("RTReferencedStudySequence", []):
+                for series in study.get("RTReferencedSeriesSequence", []):
+                    uid = str(series.get("SeriesInstanceUID", ""))
+                    if uid:
+                        return uid
+    except (InvalidDicomError, OSError, EOFError, ValueError):
+        return None
+    return None
+
+
+def _roi_number(ds: Any, roi_name: str) -> int:
+    for item in ds.StructureSetROISequence:
+        if str(item.ROIName) == roi_name:
+            return int(item.ROINumber)
+    raise RtStructError(f"The RT Structure Set has no ROI named {roi_name!r}.")
+
+
+def _contours(ds: Any, number: int) -> list[np.ndarray]:
+    for roi in ds.get("ROIContourSequence", []):
+        if int(roi.ReferencedROINumber) != number:
+            continue
+        out = []
+        for contour in roi.get("ContourSequence", []):
+            if str(contour.get("ContourGeometricType", "CLOSED_PLANAR")) != "CLOSED_PLANAR":
+                continue
+            points = np.asarray([float(v) for v in contour.ContourData], np.float64)
+            if points.size >= 9:
+                out.append(points.reshape(-1, 3))
+        return out
+    return []
+
+
+def rasterise_roi(
+    rtstruct_path: Path | str, roi_name: str, reference: sitk.Image
+) -> sitk.Image:
+    """Rasterise one RT Structure Set ROI's closed planar contours onto ``reference``.
+
+    Each contour's points are mapped to ``reference``'s continuous indices (same frame of
+    reference: the image series the contours were drawn on, or any grid whose slices are
+    parallel to the contour planes) and filled with OpenCV's polygon filling at 1/16-voxel
+    precision; contours on one slice combine by the even-odd rule, so holes (inner
+    contours) stay empty.
+
+    Parameters
+    ----------
+    rtstruct_path
+        The RT Structure Set file.
+    roi_name
+        The ROI to rasterise (see :func:`select_ctv_roi`).
+    reference
+        Output grid (e.g. the reference T1c volume).
+
+    Returns
+    -------
+    SimpleITK.Image
+        uint8 mask on ``reference``.
+
+    Raises
+    ------
+    RtStructError
+        If the structure set or the ROI cannot be read, or the ROI is empty on the grid.
+    """
+    import cv2  # OpenCV (headless); only needed here
+
+    try:
+        ds = pydicom.dcmread(rtstruct_path, stop_before_pixels=True)
+        contours = _contours(ds, _roi_number(ds, roi_name))
+    except (InvalidDicomError, OSError, AttributeError, EOFError, ValueError) as exc:
+        raise RtStructError(f"The RT Structure Set cannot be read: {exc}.") from None
+    nx, ny, nz = reference.GetSize()
+    mask = np.zeros((nz, ny, nx), np.uint8)
+    shift = 4  # 2**4 sub-pixel steps
+    for points in contours:
+        index = np.asarray(
+            [reference.TransformPhysicalPointToContinuousIndex(tuple(p)) for p in points]
+        )
+        k = int(np.rint(np.median(index[:, 2])))
+        if not 0 <= k < nz:
+            continue
+        polygon = np.rint(index[:, :2] * (1 << shift)).astype(np.int32).reshape(-1, 1, 2)
+        layer = np.zeros((ny, nx), np.uint8)
+        cv2.fillPoly(layer, [polygon], 1, lineType=cv2.LINE_8, shift=shift)
+        mask[k] ^= layer
+    n = int(np.count_nonzero(mask))
+    if n == 0:
+        raise RtStructError(f"ROI {roi_name!r} of the RT Structure Set is empty on the grid.")
+    image = sitk.GetImageFromArray(mask)
+    image.CopyInformation(reference)
+    logger.info("rt structure rasterised", contours=len(contours), voxels=n)
+    return image
 
 
 __all__ = [
     "DEFAULT_CTV_PATTERNS",
     "ESTRO_EANO_MARGIN_MM",
     "CtvResult",
-    "RtStructNotSupportedError",
+    "RtStructError",
     "derive_ctv",
     "rasterise_roi",
+    "referenced_series_uid",
+    "roi_names",
     "select_ctv_roi",
 ]
