@@ -149,17 +149,17 @@ class PairingSettings(_Section):
 
 
 class QuerySettings(_Section):
-    """``[query]``: a PACS asked for a missing partner study (C-FIND, then C-MOVE or C-GET).
+    """``[query]``: a PACS asked for a missing partner study (C-FIND, then C-MOVE).
 
     C-MOVE sends the partner to ``move_destination`` (default: the listener's AE title),
-    which the PACS must know; C-GET returns it on the same association.
+    which the PACS must know as a DICOM modality. (C-GET is not offered.)
     """
 
     ae_title: str = Field(min_length=1, max_length=16)
     host: str
     port: int = Field(ge=1, le=65535)
     calling_ae_title: str | None = None
-    retrieve: Literal["move", "get"] = "move"
+    retrieve: Literal["move"] = "move"
     move_destination: str | None = None
     timeout_seconds: float = Field(default=120.0, gt=0)
 
@@ -185,6 +185,9 @@ class ProcessingSettings(_Section):
     radiomics_params: str = "radiomics_fast.yaml"
     radiomics_regions: tuple[Literal["NCR", "ET", "ED", "TC", "WT"], ...] = ("TC", "ET", "ED")
     stage_retries: int = Field(default=2, ge=0, le=10)
+    postoperative: Literal["auto", "always", "never"] = "auto"
+    postoperative_segmentation_model: str = "postop-unet-phantom"
+    clinical_data_file: Path | None = None
     write_secondary_capture: bool = True
     write_pdf: bool = True
 

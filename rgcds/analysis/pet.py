@@ -542,9 +542,10 @@ def registration_quality(
         keep &= np.asarray(sitk.GetArrayFromImage(distance)) <= NMI_HEAD_MARGIN_MM
     nmi = normalised_mutual_information(a[keep], b[keep]) if keep.sum() > 100 else 1.0
     passed = nmi >= limit
+    mi = float(result.metric_value)
+    mi_text = f"; Mattes MI {mi:.3f}" if np.isfinite(mi) else ""
     note = (
-        f"PET-to-MR registration passed (NMI {nmi:.3f} >= {limit:.2f}; Mattes MI "
-        f"{result.metric_value:.3f})."
+        f"PET-to-MR registration passed (NMI {nmi:.3f} >= {limit:.2f}{mi_text})."
         if passed
         else f"PET-to-MR registration failed the quality check (NMI {nmi:.3f} < {limit:.2f}); "
         "the PET was analysed on its own grid only, without MR masks."

@@ -275,6 +275,11 @@ class Segmentation:
         The model that segmented.
     notes
         Choices made on the way (fallbacks, left-out series).
+    brain_mask_model
+        The brain mask on the model grid.
+    pet_transform
+        Reference physical points -> PET native physical points (the PET-to-MR rigid
+        registration), when a PET was preprocessed.
     """
 
     labels_native: sitk.Image
@@ -287,6 +292,7 @@ class Segmentation:
     model_version: str
     notes: tuple[str, ...] = ()
     brain_mask_model: sitk.Image | None = None
+    pet_transform: sitk.Transform | None = None
 
 
 def preprocess(ctx: StudyContext, converted: Converted, card: ModelCard) -> tuple[
@@ -356,6 +362,7 @@ def run_segmentation(
         model_version=card.version,
         notes=tuple(pre.notes) + tuple(notes),
         brain_mask_model=pre.brain_mask,
+        pet_transform=pre.transforms.get(SeriesRole.PET),
     )
     save_segmentation(ctx, seg)
     counts = np.bincount(labels.ravel(), minlength=4)[1:4]
@@ -408,6 +415,8 @@ def save_segmentation(ctx: StudyContext, seg: Segmentation) -> None:
         sitk.WriteTransform(seg.to_mni, str(folder / "to_mni.tfm"))
     if seg.brain_mask_model is not None:
         sitk.WriteImage(seg.brain_mask_model, str(folder / "brain_mask_model.nii.gz"))
+    if seg.pet_transform is not None:
+        sitk.WriteTransform(seg.pet_transform, str(folder / "pet_transform.tfm"))
     meta = {
         "reference_role": seg.reference_role,
         "reference_series_uid": seg.reference_series_uid,
@@ -430,6 +439,7 @@ def load_segmentation(ctx: StudyContext) -> Segmentation | None:
         meta = json.loads(marker.read_text())
         tfm = folder / "to_mni.tfm"
         brain = folder / "brain_mask_model.nii.gz"
+        pet_tfm = folder / "pet_transform.tfm"
         seg = Segmentation(
             labels_native=sitk.ReadImage(str(folder / "labels_native.nii.gz")),
             labels_model=sitk.ReadImage(str(folder / "labels_model.nii.gz")),
@@ -444,6 +454,7 @@ def load_segmentation(ctx: StudyContext) -> Segmentation | None:
             model_version=meta["model_version"],
             notes=tuple(meta.get("notes", ())),
             brain_mask_model=sitk.ReadImage(str(brain)) if brain.exists() else None,
+            pet_transform=sitk.ReadTransform(str(pet_tfm)) if pet_tfm.exists() else None,
         )
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         logger.warning("kept segmentation unreadable; recomputing", error=str(exc))

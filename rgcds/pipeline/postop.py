@@ -1,0 +1,229 @@
+# SimpleITK ships no type hints: its calls are untyped and return Any.
+# mypy: disallow-untyped-calls=False, warn-return-any=False
+"""The amino-acid PET read together with the MR: CTV, PET measurements, masks for the PET SEG.
+
+A study is read as **post-operative** when ``[processing] postoperative`` says so, or, with
+the default ``"auto"``, when its amino-acid PET came in its own (paired) PET/CT study: the
+workflow of the reference post-operative [11C]methionine PET study. Then:
+
+* the CTV comes from an RT Structure Set of the patient when one holds a CTV ROI
+  (``[pet] ctv_roi_patterns``), else it is derived as the ESTRO-EANO 2023 guideline does
+  (resection cavity + residual enhancement + 15 mm, clipped to the brain);
+* the PET is measured on its own grid (no interpolation of uptake) with the MR masks mapped
+  through the PET-to-MR registration, whose quality (NMI) is checked first; a failed
+  registration gives a PET-grid-only analysis with the reason;
+* the BTV, the CTV and (when residual tumour is assessed present) the BTV inside the CTV are
+  returned on the PET grid for the PET study's SEG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+import structlog
+
+from rgcds.analysis.ctv import (
+    RtStructError,
+    derive_ctv,
+    rasterise_roi,
+    referenced_series_uid,
+    roi_names,
+    select_ctv_roi,
+)
+from rgcds.analysis.pet import (
+    PetMeasurements,
+    PetNotAnalysed,
+    RegistrationQuality,
+    analyse_pet,
+    registration_quality,
+)
+from rgcds.exceptions import DicomInputError
+from rgcds.imaging.registration import RegistrationResult
+from rgcds.pipeline.context import StudyContext
+from rgcds.pipeline.stages import Converted, Segmentation
+from rgcds.study import SeriesRole, StudyIndex, identify_tracer
+
+logger = structlog.get_logger(__name__)
+
+#: Post-operative segmentation labels (the post-operative model's label values).
+LABEL_CAVITY = 1
+LABEL_OEDEMA = 2
+LABEL_RESIDUAL_ENHANCING = 3
+
+CTV_DERIVED = "derived: ESTRO-EANO 2023 (resection cavity + residual enhancement + 15 mm)"
+
+
+def is_postoperative(ctx: StudyContext, converted: Converted) -> bool:
+    """Whether the MR + PET are read as a post-operative study (see the module docstring)."""
+    mode = ctx.settings.processing.postoperative
+    if mode != "auto":
+        return mode == "always"
+    pet = converted.series.get(SeriesRole.PET)
+    t1c = converted.series.get(SeriesRole.T1C)
+    return (
+        pet is not None and t1c is not None
+        and pet.study_instance_uid != t1c.study_instance_uid
+    )
+
+
+@dataclass(frozen=True)
+class CtvChoice:
+    """The CTV on the model grid and where it came from."""
+
+    image: sitk.Image = field(repr=False)
+    source: str
+    notes: tuple[str, ...] = ()
+
+
+def _onto(mask: sitk.Image, reference: sitk.Image) -> sitk.Image:
+    return sitk.Resample(mask, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                         sitk.sitkUInt8)
+
+
+def _rtstruct_ctv(
+    ctx: StudyContext, study_index: StudyIndex, converted: Converted, seg: Segmentation
+) -> tuple[CtvChoice | None, list[str]]:
+    notes: list[str] = []
+    by_uid = {info.series_instance_uid: role for role, info in converted.series.items()}
+    reference = converted.volumes[SeriesRole(seg.reference_role)]
+    for series in study_index.series:
+        if series.modality != "RTSTRUCT":
+            continue
+        for ref in series.instances:
+            try:
+                roi = select_ctv_roi(roi_names(ref.path), ctx.settings.pet.ctv_roi_patterns)
+            except RtStructError as exc:
+                notes.append(f"RT Structure Set not used: {exc}")
+                continue
+            if roi is None:
+                notes.append("An RT Structure Set was received but holds no ROI named as a CTV.")
+                continue
+            role = by_uid.get(referenced_series_uid(ref.path) or "")
+            volume = converted.volumes[role] if role is not None else reference
+            if volume.frame_of_reference_uid != reference.frame_of_reference_uid:
+                notes.append(
+                    f"RT Structure Set ROI {roi!r} is in another frame of reference than the "
+                    "MR; the CTV was derived instead."
+                )
+                continue
+            try:
+                native = rasterise_roi(ref.path, roi, volume.image)
+            except RtStructError as exc:
+                notes.append(f"RT Structure Set ROI {roi!r} not used: {exc}")
+                continue
+            on_model = _onto(native, seg.labels_model)
+            if not np.any(sitk.GetArrayViewFromImage(on_model)):
+                notes.append(f"RT Structure Set ROI {roi!r} lies outside the analysed volume.")
+                continue
+            logger.info("ctv from rt structure set")
+            return CtvChoice(on_model, f"RT Structure Set ROI '{roi}'"), notes
+    return None, notes
+
+
+def choose_ctv(
+    ctx: StudyContext,
+    study_index: StudyIndex,
+    converted: Converted,
+    seg: Segmentation,
+    postoperative: bool,
+) -> CtvChoice | None:
+    """The CTV on the model grid: from an RT Structure Set, else derived (post-operative)."""
+    choice, notes = _rtstruct_ctv(ctx, study_index, converted, seg)
+    if choice is not None:
+        return CtvChoice(choice.image, choice.source, tuple(notes))
+    if not postoperative or seg.brain_mask_model is None:
+        return None
+    labels = seg.labels_model
+    cavity = sitk.Cast(sitk.Equal(labels, LABEL_CAVITY), sitk.sitkUInt8)
+    residual = sitk.Cast(sitk.Equal(labels, LABEL_RESIDUAL_ENHANCING), sitk.sitkUInt8)
+    try:
+        derived = derive_ctv(
+            seg.brain_mask_model, cavity=cavity, residual_enhancement=residual,
+            margin_mm=ctx.settings.pet.ctv_margin_mm,
+        )
+    except DicomInputError as exc:
+        logger.info("no ctv derived", reason=str(exc))
+        return None
+    return CtvChoice(derived.ctv, CTV_DERIVED, (*notes, *derived.notes))
+
+
+def check_registration(
+    ctx: StudyContext, converted: Converted, seg: Segmentation
+) -> RegistrationQuality | None:
+    """Score the preprocessing's PET-to-MR registration (NMI on the head)."""
+    volume = converted.volumes.get(SeriesRole.PET)
+    if volume is None or seg.pet_transform is None:
+        return None
+    mr = seg.model_images.get(SeriesRole.T1.value) or seg.model_images.get(
+        SeriesRole.T1C.value
+    )
+    if mr is None:
+        return None
+    result = RegistrationResult(seg.pet_transform, float("nan"), "preprocessing")
+    return registration_quality(
+        mr, volume.image, result, seg.brain_mask_model,
+        threshold=ctx.settings.pet.nmi_threshold,
+    )
+
+
+def tumour_mask(seg: Segmentation, postoperative: bool) -> sitk.Image:
+    """Where the tumour is on the model grid: cavity + residual enhancement, or NCR + ET."""
+    labels = seg.labels_model
+    first = LABEL_CAVITY if postoperative else 1
+    return sitk.Cast(
+        sitk.Or(sitk.Equal(labels, first), sitk.Equal(labels, LABEL_RESIDUAL_ENHANCING)),
+        sitk.sitkUInt8,
+    )
+
+
+def measure_pet(
+    ctx: StudyContext,
+    converted: Converted,
+    seg: Segmentation,
+    ctv: CtvChoice | None,
+    postoperative: bool,
+) -> PetMeasurements | PetNotAnalysed | None:
+    """TBR, SUV and BTV on the PET's own grid with the MR masks mapped onto it."""
+    volume = converted.volumes.get(SeriesRole.PET)
+    info = converted.series.get(SeriesRole.PET)
+    if volume is None or info is None or seg.pet_transform is None:
+        return None
+    tracer = identify_tracer(info)
+    quality = check_registration(ctx, converted, seg)
+    try:
+        return analyse_pet(
+            volume.image,
+            tracer=tracer,
+            suv=volume.pet,
+            brain_mask=seg.brain_mask_model,
+            tumour_mask=tumour_mask(seg, postoperative),
+            ctv=ctv.image if ctv is not None else None,
+            transform=seg.pet_transform,
+            registration=quality,
+            settings=ctx.settings.pet,
+        )
+    except DicomInputError as exc:
+        logger.warning("PET not analysed", reason=str(exc))
+        return PetNotAnalysed(tracer=tracer, reason=str(exc))
+
+
+def on_pet_grid(mask_model: sitk.Image, pet: sitk.Image, transform: sitk.Transform) -> np.ndarray:
+    """A model-grid mask on the PET's native grid (bool, z, y, x)."""
+    inverse = transform.GetInverse()
+    resampled = sitk.Resample(mask_model, pet, inverse, sitk.sitkNearestNeighbor, 0,
+                              sitk.sitkUInt8)
+    return np.asarray(sitk.GetArrayFromImage(resampled)) > 0
+
+
+__all__ = [
+    "CTV_DERIVED",
+    "CtvChoice",
+    "check_registration",
+    "choose_ctv",
+    "is_postoperative",
+    "measure_pet",
+    "on_pet_grid",
+    "tumour_mask",
+]
