@@ -22,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser, required=False)
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument(
+        "--partner", type=Path, action="append", default=[], metavar="DIR",
+        help="files of the paired study of the same patient (the PET/CT study of an MR "
+        "study, or the reverse); repeatable",
+    )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
 
@@ -29,12 +34,16 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_and_logging(args)
     from rgcds.pipeline import StudyContext, run_study
 
-    missing = [str(p) for p in args.inputs if not p.exists()]
+    missing = [str(p) for p in (*args.inputs, *args.partner) if not p.exists()]
     if missing:
         print(f"rgcds process: no such input: {', '.join(missing)}")
         return 1
     work = args.out / "work"
-    ctx = StudyContext(inputs=tuple(args.inputs), work_dir=work, settings=settings)
+    ctx = StudyContext(
+        inputs=tuple(args.inputs), work_dir=work, settings=settings,
+        partner_inputs=tuple(args.partner),
+        notes=("Paired offline with the given partner study.",) if args.partner else (),
+    )
     outcome = run_study(ctx)
     record, results = publish_outcome(outcome, args.out)
     if args.json:

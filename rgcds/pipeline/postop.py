@@ -209,6 +209,61 @@ def measure_pet(
         return PetNotAnalysed(tracer=tracer, reason=str(exc))
 
 
+@dataclass(frozen=True)
+class PetRead:
+    """The PET read with the MR: measurements, CTV and the PET-grid masks for the SEG.
+
+    Attributes
+    ----------
+    result
+        The measurements, or why the PET was not analysed.
+    postoperative
+        Whether the study was read as post-operative.
+    ctv
+        The CTV used (model grid), if any.
+    pet_masks
+        Segment name -> bool mask (z, y, x) on the PET's native grid, in the PET volume's
+        slice order: ``BTV``, ``CTV`` (and ``RESIDUAL`` once assessed).
+    notes
+        Sentences for the report.
+    """
+
+    result: PetMeasurements | PetNotAnalysed
+    postoperative: bool
+    ctv: CtvChoice | None = None
+    pet_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    notes: tuple[str, ...] = ()
+
+
+def read_pet(
+    ctx: StudyContext,
+    study_index: StudyIndex,
+    converted: Converted,
+    seg: Segmentation,
+    postoperative: bool,
+) -> PetRead | None:
+    """Measure the PET with the MR's masks; ``None`` when the study has no usable PET."""
+    if SeriesRole.PET not in converted.volumes or seg.pet_transform is None:
+        return None
+    ctv = choose_ctv(ctx, study_index, converted, seg, postoperative)
+    result = measure_pet(ctx, converted, seg, ctv, postoperative)
+    if result is None:
+        return None
+    notes = list(ctv.notes) if ctv is not None else []
+    masks: dict[str, np.ndarray] = {}
+    if isinstance(result, PetMeasurements):
+        pet = converted.volumes[SeriesRole.PET].image
+        masks["BTV"] = np.asarray(sitk.GetArrayFromImage(result.btv_pet)) > 0
+        if ctv is not None:
+            masks["CTV"] = on_pet_grid(ctv.image, pet, seg.pet_transform)
+        logger.info(
+            "PET read with the MR", tracer=result.tracer.value, postoperative=postoperative,
+            tbr_max=round(result.tbr_max, 2), btv_ml=round(result.btv_ml, 1),
+            ctv=ctv.source if ctv is not None else None,
+        )
+    return PetRead(result, postoperative, ctv, masks, tuple(notes))
+
+
 def on_pet_grid(mask_model: sitk.Image, pet: sitk.Image, transform: sitk.Transform) -> np.ndarray:
     """A model-grid mask on the PET's native grid (bool, z, y, x)."""
     inverse = transform.GetInverse()
@@ -220,10 +275,12 @@ def on_pet_grid(mask_model: sitk.Image, pet: sitk.Image, transform: sitk.Transfo
 __all__ = [
     "CTV_DERIVED",
     "CtvChoice",
+    "PetRead",
     "check_registration",
     "choose_ctv",
     "is_postoperative",
     "measure_pet",
     "on_pet_grid",
+    "read_pet",
     "tumour_mask",
 ]

@@ -234,6 +234,23 @@ def not_analysed_report(
     )
 
 
+def pet_only_report(
+    study: StudyIdentity,
+    used: Mapping[str, tuple[str, str]],
+    notes: Iterable[str] = (),
+    analysed_at: datetime | None = None,
+) -> ReportContent:
+    """The report of a PET analysed without an MR: the MR analysis is reported as not done."""
+    return not_analysed_report(
+        study,
+        "No MR study of this patient is available, so the tumour was not segmented; the "
+        "PET was measured on its own grid (see the notes).",
+        used,
+        notes=notes,
+        analysed_at=analysed_at,
+    )
+
+
 __all__ = [
     "MARKERS",
     "SR_FEATURES",
@@ -242,6 +259,7 @@ __all__ = [
     "location",
     "marker_predictions",
     "not_analysed_report",
+    "pet_only_report",
     "rano",
     "regions",
     "series_used",

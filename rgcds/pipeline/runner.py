@@ -15,12 +15,13 @@ import pydicom
 import structlog
 
 from rgcds.analysis.pet import PetMeasurements
+from rgcds.analysis.predict import Predictions
 from rgcds.exceptions import DicomInputError, ModelError
 from rgcds.logging import remember_phi
-from rgcds.pipeline import report, stages
+from rgcds.pipeline import postop, report, stages
 from rgcds.pipeline.context import StudyContext, StudyOutcome
 from rgcds.results.content import StudyIdentity
-from rgcds.study import SeriesRole, StudyIndex
+from rgcds.study import SequenceSelection, SeriesRole, StudyIndex
 
 logger = structlog.get_logger(__name__)
 
@@ -71,7 +72,9 @@ direct_runner: StageRunner = _Direct()
 
 
 def _first_dataset(study_index: StudyIndex) -> pydicom.Dataset:
-    ref = study_index.series[0].instances[0]
+    """A header of the study the report belongs to: the MR study when there is one."""
+    series = next((s for s in study_index.series if s.modality == "MR"), None)
+    ref = (series or study_index.series[0]).instances[0]
     ds = pydicom.dcmread(ref.path, stop_before_pixels=True)
     remember_phi(ds)
     return ds
@@ -103,19 +106,29 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
     header = _first_dataset(study_index)
     identity = StudyIdentity.from_dataset(header)
     used: dict[str, tuple[str, str]] = {}
-    notes: list[str] = []
+    notes: list[str] = list(ctx.notes)
     try:
         selection = run("classify", stages.classify, ctx, study_index)
         notes += list(selection.ambiguities)
+        if stages.is_pet_only(selection):
+            return _pet_only(ctx, run, timer, identity, selection, notes)
         converted = run("convert", stages.convert, ctx, selection)
         notes += list(converted.notes)
         used = {
             role.value: (info.series_instance_uid, info.series_description)
             for role, info in converted.series.items()
         }
+        postoperative = postop.is_postoperative(ctx, converted)
         seg = stages.load_segmentation(ctx)
         if seg is None:
-            card = run("segment-model", stages.segmentation_card, ctx)
+            card = run("segment-model", stages.segmentation_card, ctx, postoperative)
+            postop_model = ctx.settings.processing.postoperative_segmentation_model
+            if postoperative and card.id != postop_model:
+                notes.append(
+                    f"Post-operative study segmented with the pre-operative model {card.id} "
+                    "(no post-operative segmentation model installed): its necrosis label "
+                    "stands in for the resection cavity."
+                )
             pre, to_mni = run("preprocess", stages.preprocess, ctx, converted, card)
             seg = run("segment", stages.run_segmentation, ctx, pre, to_mni, card)
         measurements = run("measure", stages.measure, ctx, seg)
@@ -123,11 +136,23 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
         role = reference_role(seg)
         source = stages.reference_datasets(converted.series[role], converted.volumes[role])
         clinical = stages.clinical_inputs(source.datasets[0])
-        predictions = run("predict", stages.predict, ctx, table, clinical)
-        pet = run("pet", stages.pet_analysis, ctx, converted, seg)
+        if postoperative:
+            # The marker and survival models were trained on pre-operative tumours.
+            predictions = Predictions(markers=(), survival=())
+            notes.append(
+                "Post-operative study: the pre-operative radiogenomic marker and survival "
+                "models were not applied."
+            )
+        else:
+            predictions = run("predict", stages.predict, ctx, table, clinical)
+        pet_read = run("pet", postop.read_pet, ctx, study_index, converted, seg, postoperative)
+        pet = pet_read.result if pet_read is not None else None
+        pet_extra = list(pet_read.notes) if pet_read is not None else []
+        if pet_read is not None and pet_read.ctv is not None:
+            pet_extra.append(f"CTV: {pet_read.ctv.source}.")
         content = report.complete_report(
             identity, measurements, table, predictions, used,
-            notes=[*notes, *seg.notes, *stages.pet_notes(pet)],
+            notes=[*notes, *seg.notes, *stages.pet_notes(pet), *pet_extra],
         )
         written = run("write", stages.write, ctx, content, source, seg)
         summary = {
@@ -157,6 +182,35 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
             written=tuple(written.files()),
             stage_seconds=timer.seconds,
         )
+
+
+def _pet_only(
+    ctx: StudyContext,
+    run: StageRunner,
+    timer: _Timer,
+    identity: StudyIdentity,
+    selection: SequenceSelection,
+    notes: list[str],
+) -> StudyOutcome:
+    """A PET without MR: measured on its own grid; the report says what was not done."""
+    converted = run("convert", stages.convert_pet_only, ctx, selection)
+    notes = [*notes, *converted.notes]
+    info = converted.series[SeriesRole.PET]
+    used = {SeriesRole.PET.value: (info.series_instance_uid, info.series_description)}
+    pet = run("pet", stages.pet_only_analysis, ctx, converted)
+    if isinstance(pet, PetMeasurements):
+        content = report.pet_only_report(identity, used, notes=[*notes, *stages.pet_notes(pet)])
+        status, reason = "complete", None
+        summary: dict[str, object] = {"pet": stages.pet_summary(pet)}
+    else:
+        reason = f"PET ({pet.tracer.value}) not analysed: {pet.reason}"
+        content = report.not_analysed_report(identity, reason, used, notes=notes)
+        status, summary = "not analysed", {}
+    written = run("write", stages.write, ctx, content)
+    return StudyOutcome(
+        status=status, reason=reason, written=tuple(written.files()),
+        stage_seconds=timer.seconds, summary=summary,
+    )
 
 
 def reference_role(seg: stages.Segmentation) -> SeriesRole:

@@ -236,8 +236,13 @@ def convert(ctx: StudyContext, selection: SequenceSelection) -> Converted:
 # --- segmentation ---------------------------------------------------------------------
 
 
-def segmentation_card(ctx: StudyContext) -> ModelCard:
+def segmentation_card(ctx: StudyContext, postoperative: bool = False) -> ModelCard:
     """The configured segmentation model's card (schema and checksum checked).
+
+    A post-operative study uses ``[processing] postoperative_segmentation_model`` (labels:
+    1 resection cavity, 2 oedema, 3 residual enhancing tumour) when it is installed, else the
+    pre-operative model (its necrosis label then stands in for the cavity; the report says
+    so).
 
     Raises
     ------
@@ -245,7 +250,12 @@ def segmentation_card(ctx: StudyContext) -> ModelCard:
         If it is missing, invalid, or unvalidated outside research mode.
     """
     registry = ModelRegistry(ctx.settings.inference.models_root)
-    card = registry.get(ctx.settings.processing.segmentation_model)
+    processing = ctx.settings.processing
+    model_id = processing.segmentation_model
+    postop_folder = registry.root / processing.postoperative_segmentation_model
+    if postoperative and (postop_folder / "model.yaml").is_file():
+        model_id = processing.postoperative_segmentation_model
+    card = registry.get(model_id)
     research = ctx.settings.research_mode or ctx.settings.inference.research_mode
     if card.validation is None and not research:
         raise ModelError(
