@@ -12,8 +12,15 @@ registry's ``model.yaml`` style and adds what a prediction model needs::
     synthetic_training_data: true
     research_use_only: true
     validation: {metric: AUC, value: 0.71, ci95: [0.62, 0.80], method: ..., n: 160}
-    weights: {file: model.skops, sha256: <64 hex>, format: skops}
+    weights: {file: model.skops, sha256: <64 hex>, format: skops}   # or json, onnx
     features: [age_years, sex_male, TC_T1c_firstorder_Mean, ...]
+    family: radiogenomics           # optional; residual, prognosis (rgcds.analysis.residual)
+
+``family`` groups cards by the code that runs them: ``radiogenomics`` (the default) are run by
+:func:`rgcds.analysis.predict.predict_all` on pre-operative radiomics; ``residual`` (post-op
+residual-tumour detection, ONNX or skops) and ``prognosis`` (post-op Cox models) are run by
+:mod:`rgcds.analysis.residual` and :mod:`rgcds.analysis.prognosis`, and
+:func:`discover_cards` leaves them out unless asked for them.
 
 A card without ``validation`` is read, but :func:`require_validated` refuses it unless research
 mode is on. Loading always checks the weights' sha256.
@@ -37,7 +44,9 @@ logger = structlog.get_logger(__name__)
 
 CARD_FILE = "model.yaml"
 TASKS = ("classification", "survival")
-WEIGHT_FORMATS = ("skops", "json")
+WEIGHT_FORMATS = ("skops", "json", "onnx")
+FAMILIES = ("radiogenomics", "residual", "prognosis")
+DEFAULT_FAMILY = "radiogenomics"
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
@@ -88,13 +97,15 @@ class ModelCard:
     validation
         ``None`` when the card declares no validation.
     weights_file, sha256, weights_format
-        The weights and their checksum; format ``skops`` or ``json``.
+        The weights and their checksum; format ``skops``, ``json`` or ``onnx``.
     features
         Model inputs in order.
     folder
         The model folder.
     extra
         Other card keys (kept for reports).
+    family
+        Which code runs the model (see the module docstring); ``radiogenomics`` by default.
     """
 
     id: str
@@ -112,6 +123,7 @@ class ModelCard:
     features: tuple[str, ...]
     folder: Path
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    family: str = DEFAULT_FAMILY
 
     @property
     def weights_path(self) -> Path:
@@ -210,6 +222,11 @@ def read_card(folder: Path) -> ModelCard:
             f"The model card {path} must declare research_use_only: true; rgcds runs only "
             "research-use models."
         )
+    family = str(data.get("family") or DEFAULT_FAMILY)
+    if family not in FAMILIES:
+        raise ModelCardError(
+            f"The model card {path} has family {family!r}; expected one of {FAMILIES}."
+        )
     features = data.get("features") or []
     if not isinstance(features, list) or not features:
         raise ModelCardError(f"The model card {path} must list its input 'features'.")
@@ -225,6 +242,7 @@ def read_card(folder: Path) -> ModelCard:
         "validation",
         "weights",
         "features",
+        "family",
     }
     return ModelCard(
         id=model_id,
@@ -242,6 +260,7 @@ def read_card(folder: Path) -> ModelCard:
         features=tuple(str(f) for f in features),
         folder=folder,
         extra={k: v for k, v in data.items() if k not in known},
+        family=family,
     )
 
 
@@ -302,11 +321,23 @@ def write_card(folder: Path, data: Mapping[str, Any]) -> Path:
     return path
 
 
-def discover_cards(root: Path, task: str | None = None) -> list[ModelCard]:
+def discover_cards(
+    root: Path, task: str | None = None, family: str | None = DEFAULT_FAMILY
+) -> list[ModelCard]:
     """Cards of all prediction-model folders under ``root`` (sorted by id).
 
     Folders whose card has another task (e.g. ``segmentation``) are skipped; broken cards of
     prediction models raise.
+
+    Parameters
+    ----------
+    root
+        The models folder.
+    task
+        Keep only this task (``classification`` or ``survival``); ``None``: both.
+    family
+        Keep only this family (default ``radiogenomics``, the models
+        :func:`rgcds.analysis.predict.predict_all` runs); ``None``: every family.
     """
     cards: list[ModelCard] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
@@ -319,12 +350,16 @@ def discover_cards(root: Path, task: str | None = None) -> list[ModelCard]:
             declared = None
         if declared not in TASKS or (task is not None and declared != task):
             continue
-        cards.append(read_card(folder))
+        card = read_card(folder)
+        if family is None or card.family == family:
+            cards.append(card)
     return cards
 
 
 __all__ = [
     "CARD_FILE",
+    "DEFAULT_FAMILY",
+    "FAMILIES",
     "TASKS",
     "WEIGHT_FORMATS",
     "ModelCard",
