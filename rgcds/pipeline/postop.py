@@ -18,7 +18,9 @@ workflow of the reference post-operative [11C]methionine PET study. Then:
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -39,8 +41,11 @@ from rgcds.analysis.pet import (
     analyse_pet,
     registration_quality,
 )
-from rgcds.exceptions import DicomInputError
+from rgcds.analysis.prognosis import PrognosisPrediction, predict_prognosis
+from rgcds.analysis.residual import ResidualPrediction, predict_residual, residual_inputs
+from rgcds.exceptions import DicomInputError, ModelError
 from rgcds.imaging.registration import RegistrationResult
+from rgcds.inference.registry import DEFAULT_MODELS_ROOT
 from rgcds.pipeline.context import StudyContext
 from rgcds.pipeline.stages import Converted, Segmentation
 from rgcds.study import SeriesRole, StudyIndex, identify_tracer
@@ -223,9 +228,14 @@ class PetRead:
         The CTV used (model grid), if any.
     pet_masks
         Segment name -> bool mask (z, y, x) on the PET's native grid, in the PET volume's
-        slice order: ``BTV``, ``CTV`` (and ``RESIDUAL`` once assessed).
+        slice order: ``BTV``, ``CTV`` and, when residual tumour is assessed present,
+        ``RESIDUAL`` (the BTV inside the CTV).
     notes
         Sentences for the report.
+    residual
+        Residual-tumour detection (post-operative, with a CTV), when its models ran.
+    prognosis
+        Time to recurrence and overall survival, when their models ran.
     """
 
     result: PetMeasurements | PetNotAnalysed
@@ -233,6 +243,75 @@ class PetRead:
     ctv: CtvChoice | None = None
     pet_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     notes: tuple[str, ...] = ()
+    residual: ResidualPrediction | None = None
+    prognosis: PrognosisPrediction | None = None
+
+
+def site_mgmt_status(ctx: StudyContext, accession_number: str) -> bool | None:
+    """MGMT status from the site clinical-data file (CSV: accession_number,mgmt_methylated).
+
+    ``None`` when no file is configured, the study is not in it, or the value is empty.
+    The accession number is PHI: it is compared, never logged.
+    """
+    path = ctx.settings.processing.clinical_data_file
+    if path is None or not accession_number.strip():
+        return None
+    try:
+        with Path(path).open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if str(row.get("accession_number", "")).strip() == accession_number.strip():
+                    value = str(row.get("mgmt_methylated", "")).strip().lower()
+                    if value in ("1", "true", "yes", "methylated"):
+                        return True
+                    if value in ("0", "false", "no", "unmethylated"):
+                        return False
+                    return None
+    except (OSError, csv.Error) as exc:
+        logger.warning("clinical data file unreadable", error=type(exc).__name__)
+    return None
+
+
+def assess_residual(
+    ctx: StudyContext,
+    seg: Segmentation,
+    ctv: CtvChoice,
+    age_years: float | None = None,
+    mgmt_methylated: bool | None = None,
+) -> tuple[ResidualPrediction | None, PrognosisPrediction | None, list[str]]:
+    """Residual tumour in the CTV (PET DenseNet + T1c radiomics) and the Cox prognosis.
+
+    Runs on the model grid: the PET resampled through the PET-to-MR registration, the T1c,
+    the CTV and the brain mask. Missing or unvalidated models give a note, not an error.
+    """
+    notes: list[str] = []
+    root = Path(ctx.settings.inference.models_root or DEFAULT_MODELS_ROOT)
+    research = ctx.settings.research_mode or ctx.settings.inference.research_mode
+    pet = seg.model_images.get(SeriesRole.PET.value)
+    t1c = seg.model_images.get(SeriesRole.T1C.value)
+    try:
+        inputs = residual_inputs(pet, t1c, ctv.image, seg.brain_mask_model,
+                                 settings=ctx.settings.pet)
+        residual = predict_residual(root, inputs.pet_input, inputs.t1c_features,
+                                    research_mode=research)
+    except (ModelError, DicomInputError) as exc:
+        notes.append(f"Residual-tumour detection not run: {exc}")
+        return None, None, notes
+    notes += [*inputs.notes, *residual.notes]
+    try:
+        prognosis = predict_prognosis(root, residual.covariates(inputs), age_years,
+                                      mgmt_methylated,
+                                      research_mode=research)
+    except (ModelError, DicomInputError) as exc:
+        notes.append(f"Prognosis not run: {exc}")
+        return residual, None, notes
+    notes += list(prognosis.notes)
+    logger.info(
+        "residual assessed", present=residual.present,
+        probability=round(float(residual.probability_combined or residual.probability_pet
+                                or residual.probability_radiomics or 0.0), 3),
+        mgmt_used=prognosis.mgmt_used,
+    )
+    return residual, prognosis, notes
 
 
 def read_pet(
@@ -241,8 +320,14 @@ def read_pet(
     converted: Converted,
     seg: Segmentation,
     postoperative: bool,
+    age_years: float | None = None,
+    mgmt_methylated: bool | None = None,
 ) -> PetRead | None:
-    """Measure the PET with the MR's masks; ``None`` when the study has no usable PET."""
+    """Measure the PET with the MR's masks; ``None`` when the study has no usable PET.
+
+    A post-operative study with a CTV also gets the residual-tumour assessment and the
+    prognosis (:func:`assess_residual`).
+    """
     if SeriesRole.PET not in converted.volumes or seg.pet_transform is None:
         return None
     ctv = choose_ctv(ctx, study_index, converted, seg, postoperative)
@@ -251,17 +336,27 @@ def read_pet(
         return None
     notes = list(ctv.notes) if ctv is not None else []
     masks: dict[str, np.ndarray] = {}
+    residual = prognosis = None
     if isinstance(result, PetMeasurements):
         pet = converted.volumes[SeriesRole.PET].image
         masks["BTV"] = np.asarray(sitk.GetArrayFromImage(result.btv_pet)) > 0
         if ctv is not None:
             masks["CTV"] = on_pet_grid(ctv.image, pet, seg.pet_transform)
+        if postoperative and ctv is not None:
+            residual, prognosis, more = assess_residual(
+                ctx, seg, ctv, age_years, mgmt_methylated
+            )
+            notes += more
+            if residual is not None and residual.present and "CTV" in masks:
+                inside = masks["BTV"] & masks["CTV"]
+                if inside.any():
+                    masks["RESIDUAL"] = inside
         logger.info(
             "PET read with the MR", tracer=result.tracer.value, postoperative=postoperative,
             tbr_max=round(result.tbr_max, 2), btv_ml=round(result.btv_ml, 1),
             ctv=ctv.source if ctv is not None else None,
         )
-    return PetRead(result, postoperative, ctv, masks, tuple(notes))
+    return PetRead(result, postoperative, ctv, masks, tuple(notes), residual, prognosis)
 
 
 def on_pet_grid(mask_model: sitk.Image, pet: sitk.Image, transform: sitk.Transform) -> np.ndarray:
@@ -276,11 +371,13 @@ __all__ = [
     "CTV_DERIVED",
     "CtvChoice",
     "PetRead",
+    "assess_residual",
     "check_registration",
     "choose_ctv",
     "is_postoperative",
     "measure_pet",
     "on_pet_grid",
     "read_pet",
+    "site_mgmt_status",
     "tumour_mask",
 ]

@@ -145,7 +145,11 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
             )
         else:
             predictions = run("predict", stages.predict, ctx, table, clinical)
-        pet_read = run("pet", postop.read_pet, ctx, study_index, converted, seg, postoperative)
+        mgmt = postop.site_mgmt_status(ctx, str(header.get("AccessionNumber", "")))
+        pet_read = run(
+            "pet", postop.read_pet, ctx, study_index, converted, seg, postoperative,
+            clinical.age_years, mgmt,
+        )
         pet = pet_read.result if pet_read is not None else None
         pet_extra = list(pet_read.notes) if pet_read is not None else []
         if pet_read is not None and pet_read.ctv is not None:
