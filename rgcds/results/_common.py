@@ -26,6 +26,10 @@ class ObjectKind(StrEnum):
     SR = "sr"
     SC = "sc"
     PDF = "pdf"
+    PET_SEG = "pet-seg"
+    """The SEG of the PET segments (BTV, residual tumour, CTV) on the PET or the MR grid."""
+    PET_SC = "pet-sc"
+    """The fused PET/MR (or PET-only) overlays."""
 
 
 SERIES_NUMBER: dict[ObjectKind, int] = {
@@ -33,6 +37,8 @@ SERIES_NUMBER: dict[ObjectKind, int] = {
     ObjectKind.SR: 9902,
     ObjectKind.SC: 9903,
     ObjectKind.PDF: 9904,
+    ObjectKind.PET_SEG: 9905,
+    ObjectKind.PET_SC: 9906,
 }
 """Series numbers of the result series (high, to sort after the acquired series)."""
 
@@ -41,6 +47,8 @@ SERIES_DESCRIPTION: dict[ObjectKind, str] = {
     ObjectKind.SR: f"rgcds tumour report SR {RESEARCH_TAG}",
     ObjectKind.SC: f"rgcds tumour overlays {RESEARCH_TAG}",
     ObjectKind.PDF: f"rgcds tumour report PDF {RESEARCH_TAG}",
+    ObjectKind.PET_SEG: f"rgcds PET BTV/residual/CTV SEG {RESEARCH_TAG}",
+    ObjectKind.PET_SC: f"rgcds PET fusion overlays {RESEARCH_TAG}",
 }
 
 
@@ -111,3 +119,14 @@ def stamp(ds: pydicom.Dataset, when: datetime | None) -> None:
     for item in ds.get("ContributingEquipmentSequence", []):
         if "ContributionDateTime" in item:
             item.ContributionDateTime = when.strftime("%Y%m%d%H%M%S")
+
+
+def declare_private_scheme(ds: pydicom.Dataset) -> None:
+    """Declare the private ``99RGCDS`` coding scheme in ``ds`` (Coding Scheme Identification)."""
+    item = pydicom.Dataset()
+    item.CodingSchemeDesignator = codes.PRIVATE_SCHEME
+    item.CodingSchemeName = codes.PRIVATE_SCHEME_NAME
+    item.CodingSchemeResponsibleOrganization = "rgcds project"
+    existing = list(ds.get("CodingSchemeIdentificationSequence", []))
+    if all(i.CodingSchemeDesignator != codes.PRIVATE_SCHEME for i in existing):
+        ds.CodingSchemeIdentificationSequence = [*existing, item]

@@ -14,7 +14,14 @@ import re
 
 from highdicom.sr import CodedConcept
 
-from rgcds.results.content import Hemisphere, Lobe, Region, ReportStatus, SeriesRole
+from rgcds.results.content import (
+    Hemisphere,
+    Lobe,
+    PetSegment,
+    Region,
+    ReportStatus,
+    SeriesRole,
+)
 
 PRIVATE_SCHEME = "99RGCDS"
 """Coding scheme designator of rgcds' private concepts."""
@@ -157,6 +164,103 @@ UNIT_DAYS = ucum("d", "day")
 UNIT_ONE = ucum("1", "no units")
 
 
+# --- PET (amino-acid PET of glioma) ---------------------------------------------------------
+SPATIAL_AND_RELATIONAL_CONCEPT = _sct("309825002", "Spatial and Relational Concept")
+CLINICAL_TARGET_VOLUME = _sct("228792002", "Clinical target volume")
+BIOLOGICAL_TUMOUR_VOLUME = private("BTV", "Biological tumour volume")
+RESIDUAL_TUMOUR = private("RESIDUAL-TUMOUR", "Residual tumour")
+
+PET_SEGMENT_CATEGORY: dict[PetSegment, CodedConcept] = {
+    PetSegment.BTV: MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
+    PetSegment.RESIDUAL: MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
+    PetSegment.CTV: SPATIAL_AND_RELATIONAL_CONCEPT,
+}
+"""Segmented property category (CID 7150) of each PET SEG segment."""
+
+PET_SEGMENT_TYPE: dict[PetSegment, CodedConcept] = {
+    PetSegment.BTV: BIOLOGICAL_TUMOUR_VOLUME,  # no standard concept for an uptake-defined BTV
+    PetSegment.RESIDUAL: NEOPLASM,
+    PetSegment.CTV: CLINICAL_TARGET_VOLUME,
+}
+"""Segmented property type of each PET SEG segment."""
+
+PET_SEGMENT_ID: dict[PetSegment, str] = {
+    PetSegment.BTV: "BTV",
+    PetSegment.RESIDUAL: "RESIDUAL",
+    PetSegment.CTV: "CTV",
+}
+"""Short identifiers (tracking ids, UID purposes)."""
+
+PROCEDURE_PET_BRAIN = _sct("764666002", "PET brain study")
+RADIOPHARMACEUTICAL = _dcm("123001", "Radiopharmaceutical")
+STANDARDIZED_UPTAKE_VALUE_BW = _dcm("126401", "SUVbw")
+MAXIMUM = _sct("56851009", "Maximum")
+MEAN = _sct("373098007", "Mean")
+PEAK = _dcm("126031", "Peak Value Within ROI")
+TBR = private("TBR", "Tumour-to-background uptake ratio")
+TBR_THRESHOLD = private("TBR-THRESHOLD", "BTV threshold (tumour-to-background ratio)")
+BACKGROUND_UPTAKE = private("PET-BACKGROUND", "Mean background uptake")
+BACKGROUND_METHOD = private("PET-BG-METHOD", "Background region method")
+PET_UNITS = private("PET-UNITS", "PET uptake units")
+PET_ANALYSIS = private("PET-ANALYSIS", "Amino-acid PET analysis")
+CTV_SOURCE = private("CTV-SOURCE", "Clinical target volume source")
+REGISTRATION_PASSED = private("REG-PASSED", "PET-to-MR registration passed")
+REGISTRATION_NMI = private("REG-NMI", "PET-to-MR normalised mutual information")
+PET_ONLY_REASON = private("PET-ONLY", "PET analysed without MR")
+RESIDUAL_PROBABILITY = private("PRB-RESIDUAL", "Probability of residual tumour")
+RESIDUAL_PROBABILITY_PET = private("PRB-RESIDUAL-PET", "Probability of residual tumour (PET)")
+RESIDUAL_PROBABILITY_RADIOMICS = private(
+    "PRB-RESIDUAL-RAD", "Probability of residual tumour (radiomics)"
+)
+PRESENT = _sct("52101004", "Present")
+ABSENT = _sct("272519000", "Absent")
+RISK_SCORE = private("RISK-SCORE", "Predicted risk score")
+COVARIATES = private("COVARIATES", "Model covariates used")
+MGMT_USED = private("MGMT-USED", "MGMT status used as covariate")
+TIME_TO_RECURRENCE = private("TTR", "Time to recurrence")
+MEDIAN_TTR = private("MEDIAN-TTR", "Predicted median time to recurrence")
+
+UNIT_SUVBW = ucum("{SUVbw}g/ml", "Standardized Uptake Value body weight")
+UNIT_ARBITRARY = ucum("[arb'U]", "arbitrary unit")
+
+_TRACERS: dict[str, CodedConcept] = {
+    "MET": _sct("129510001", "Methionine C^11^"),
+    "FET": _sct("424708001", "Fluorethyltyrosin F^18^"),
+    "FDOPA": _sct("5811000122108", "Fluoro-L-dopa F^18^"),
+    "FDG": _sct("35321007", "Fluorodeoxyglucose F^18^"),
+}
+"""Radiopharmaceuticals (CID 4021) of the tracers rgcds recognises."""
+
+
+def tracer(name: str, code: tuple[str, str, str] | None = None) -> CodedConcept:
+    """The coded radiopharmaceutical: ``code`` if given, else by tracer name (CID 4021)."""
+    if code is not None:
+        value, scheme, meaning = code
+        return CodedConcept(value=value, scheme_designator=scheme, meaning=meaning)
+    key = name.strip().upper()
+    return _TRACERS.get(key) or private(_slug("TRC", key), f"Tracer {name.strip()}"[:64])
+
+
+def prognosis_endpoint(endpoint: str) -> CodedConcept:
+    """The coded prognosis endpoint (time to recurrence, overall survival, or private)."""
+    key = endpoint.strip().lower()
+    if key in {"time to recurrence", "ttr", "recurrence-free survival"}:
+        return TIME_TO_RECURRENCE
+    if key in {"overall survival", "os"}:
+        return OVERALL_SURVIVAL
+    return private(_slug("END", key), endpoint.strip()[:64])
+
+
+def prognosis_median(endpoint: str) -> CodedConcept:
+    """The concept of the predicted median of ``endpoint``."""
+    concept = prognosis_endpoint(endpoint)
+    if concept == OVERALL_SURVIVAL:
+        return MEDIAN_OS
+    if concept == TIME_TO_RECURRENCE:
+        return MEDIAN_TTR
+    return private(_slug("MED", endpoint.strip().lower()), f"Predicted median {endpoint}"[:64])
+
+
 def risk_group(name: str) -> CodedConcept:
     """The coded risk group (``low``/``intermediate``/``high``; others are private)."""
     key = name.strip().lower()
@@ -192,53 +296,91 @@ def unit(value: str) -> CodedConcept:
 
 
 __all__ = [
+    "ABSENT",
     "ANALYSIS",
     "ANALYSIS_STATUS",
     "ARTIFICIAL_INTELLIGENCE",
+    "BACKGROUND_METHOD",
+    "BACKGROUND_UPTAKE",
+    "BIOLOGICAL_TUMOUR_VOLUME",
     "BRAIN",
+    "CLINICAL_TARGET_VOLUME",
+    "COVARIATES",
     "CROSSES_MIDLINE",
+    "CTV_SOURCE",
     "EDEMA",
     "GLIOBLASTOMA",
     "INTENDED_USE",
     "LATERALITY",
     "LOBE",
     "LONG_AXIS",
+    "MAXIMUM",
+    "MEAN",
     "MEDIAN_OS",
+    "MEDIAN_TTR",
+    "MGMT_USED",
     "MORPHOLOGICALLY_ABNORMAL_STRUCTURE",
     "NECROSIS",
     "NEOPLASM",
     "NO",
     "NOTE",
+    "PEAK",
     "PERPENDICULAR_PRODUCT",
+    "PET_ANALYSIS",
+    "PET_ONLY_REASON",
+    "PET_SEGMENT_CATEGORY",
+    "PET_SEGMENT_ID",
+    "PET_SEGMENT_TYPE",
+    "PET_UNITS",
+    "PRESENT",
     "PRIVATE_SCHEME",
     "PRIVATE_SCHEME_NAME",
     "PROBABILITY",
     "PROCEDURE_MR_BRAIN",
+    "PROCEDURE_PET_BRAIN",
     "PROCESSING_EQUIPMENT",
+    "RADIOPHARMACEUTICAL",
     "RANO_LESION",
     "REASON",
     "REGION_FINDING",
     "REGION_LABEL",
+    "REGISTRATION_NMI",
+    "REGISTRATION_PASSED",
     "RELATIVE_RISK",
+    "RESIDUAL_PROBABILITY",
+    "RESIDUAL_PROBABILITY_PET",
+    "RESIDUAL_PROBABILITY_RADIOMICS",
+    "RESIDUAL_TUMOUR",
     "RISK_GROUP",
+    "RISK_SCORE",
     "SEGMENT_TYPE",
     "SERIES_ROLE",
     "SHORT_AXIS",
+    "SPATIAL_AND_RELATIONAL_CONCEPT",
+    "STANDARDIZED_UPTAKE_VALUE_BW",
     "STATUS",
     "SUM_OF_PRODUCTS",
     "SURVIVAL_AT",
+    "TBR",
+    "TBR_THRESHOLD",
+    "TIME_TO_RECURRENCE",
+    "UNIT_ARBITRARY",
     "UNIT_DAYS",
     "UNIT_ML",
     "UNIT_MM",
     "UNIT_MM2",
     "UNIT_ONE",
+    "UNIT_SUVBW",
     "VOLUME",
     "YES",
     "algorithm_family",
     "prediction_label",
     "prediction_target",
+    "prognosis_endpoint",
+    "prognosis_median",
     "radiomic_feature",
     "risk_group",
+    "tracer",
     "ucum",
     "unit",
 ]

@@ -8,6 +8,7 @@ SOP Common) is built with pydicom here and checked with ``dciodvfy`` in the test
 from __future__ import annotations
 
 import io
+import textwrap
 from datetime import datetime
 
 import pydicom
@@ -29,6 +30,7 @@ from rgcds.results._common import (
 )
 from rgcds.results.content import (
     AlgorithmInfo,
+    PetReport,
     ReportContent,
     ReportStatus,
     SourceSeries,
@@ -75,6 +77,93 @@ def _banner(fig: Figure, page: int) -> None:
     )
 
 
+def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def pet_rows(pet: PetReport) -> list[list[str]]:
+    """The PET figures as (item, value) rows, with the same values as the SR's PET group."""
+    uptake = "SUVbw" if pet.is_suv else "a.u."
+    rows = [
+        ["Tracer", pet.tracer],
+        ["Uptake units", pet.units],
+        ["BTV threshold (TBR)", f"{pet.threshold_tbr:g}"],
+        ["TBRmax", _fmt(pet.tbr_max)],
+        ["TBRmean (BTV)", _fmt(pet.tbr_mean)],
+        ["SUVmax", _fmt(pet.suv_max) if pet.is_suv else "- (not SUV calibrated)"],
+        ["SUVmean (BTV)", _fmt(pet.suv_mean) if pet.is_suv else "- (not SUV calibrated)"],
+        ["SUVpeak", _fmt(pet.suv_peak) if pet.is_suv else "- (not SUV calibrated)"],
+        ["Background mean", f"{_fmt(pet.background_mean, 3)} {uptake}"],
+        ["Background method", pet.background_method],
+        ["BTV volume", _fmt(pet.btv_ml, 1, " ml")],
+        ["CTV source", pet.ctv_source],
+    ]
+    if pet.pet_only_reason is not None:
+        rows.append(["Analysis", f"PET only (no MR): {pet.pet_only_reason}"])
+    elif pet.registration is not None:
+        passed = {True: "passed", False: "FAILED", None: "not checked"}[pet.registration.passed]
+        rows.append(["PET-to-MR registration", f"{passed}, NMI {_fmt(pet.registration.nmi, 3)}"])
+    return rows
+
+
+def _wrap(text: str, width: int = 70) -> str:
+    return "\n".join(textwrap.wrap(text, width)) or "-"
+
+
+def _pet_page(fig: Figure, pet: PetReport) -> None:
+    title = "Amino-acid PET" + (" (PET only, no MR)" if pet.pet_only else " (PET/MR)")
+    fig.text(0.06, 0.925, title, fontsize=15, fontweight="bold")
+    rows = [[name, _wrap(value, 60)] for name, value in pet_rows(pet)]
+    _table(fig.add_axes((0.06, 0.55, 0.88, 0.34)), "PET measurements", ["Item", "Value"], rows)
+    residual_rows: list[list[str]] = []
+    residual = pet.residual
+    if residual is not None:
+        residual_rows.append(
+            [
+                "Residual tumour",
+                f"{'Present' if residual.present else 'Absent'} (p={residual.probability:.2f})",
+                f"PET {_fmt(residual.probability_pet)}, "
+                f"radiomics {_fmt(residual.probability_radiomics)}",
+                _wrap(
+                    "; ".join(
+                        f"{m.model_id} {m.model_version}, {m.describe_metric()}"
+                        for m in residual.models
+                    ),
+                    45,
+                ),
+            ]
+        )
+    _table(
+        fig.add_axes((0.06, 0.43, 0.88, 0.09)),
+        "Residual tumour",
+        ["Finding", "Assessment", "Per model", "Models"],
+        residual_rows,
+    )
+    prognosis_rows = [
+        [
+            item.endpoint,
+            f"{item.risk_group} (score {item.risk_score:.2f})",
+            _fmt(item.median_days, 0, " days"),
+            _wrap(", ".join(item.covariates) or "-", 30),
+            "yes" if item.mgmt_used else "no",
+            _wrap(
+                f"{item.provenance.model_id} {item.provenance.model_version}, "
+                f"{item.provenance.describe_metric()}",
+                30,
+            ),
+        ]
+        for item in pet.prognosis
+    ]
+    _table(
+        fig.add_axes((0.06, 0.22, 0.88, 0.18)),
+        "Prognosis",
+        ["Endpoint", "Risk", "Median", "Covariates", "MGMT used", "Model"],
+        prognosis_rows,
+    )
+    if pet.notes:
+        fig.text(0.06, 0.06, _wrap("PET notes: " + " | ".join(pet.notes), 120), fontsize=7)
+
+
 def render_pdf(content: ReportContent, algorithm: AlgorithmInfo | None = None) -> bytes:
     """Render the summary as PDF bytes (deterministic: no creation date is embedded).
 
@@ -88,7 +177,7 @@ def render_pdf(content: ReportContent, algorithm: AlgorithmInfo | None = None) -
     Returns
     -------
     bytes
-        A PDF of one or two A4 pages.
+        A PDF of one to three A4 pages (summary, PET when ``content.pet`` is set, features).
     """
     buffer = io.BytesIO()
     study = content.study
@@ -204,12 +293,23 @@ def render_pdf(content: ReportContent, algorithm: AlgorithmInfo | None = None) -
             else:
                 ax.axis("off")
                 ax.text(0, 0.5, "No survival prediction.", fontsize=9)
+        pet = content.pet if content.status is ReportStatus.COMPLETE else None
+        if pet is not None:
+            fig.text(0.6, 0.885, f"Amino-acid PET ({pet.tracer}): see page 2.", fontsize=9)
         if content.notes:
             fig.text(0.06, 0.045, "Notes: " + " | ".join(content.notes), fontsize=7)
         pdf.savefig(fig)
-        if content.status is ReportStatus.COMPLETE and content.features:
+        page = 1
+        if pet is not None:
+            page += 1
             fig = Figure(figsize=(8.27, 11.69))
-            _banner(fig, 2)
+            _banner(fig, page)
+            _pet_page(fig, pet)
+            pdf.savefig(fig)
+        if content.status is ReportStatus.COMPLETE and content.features:
+            page += 1
+            fig = Figure(figsize=(8.27, 11.69))
+            _banner(fig, page)
             rows = [
                 [f.region.value, f.sequence.value, f.ibsi_name or f.name, f"{f.value:.4g}"]
                 for f in content.features[:45]
@@ -306,4 +406,4 @@ def build_encapsulated_pdf(
     return ds
 
 
-__all__ = ["DOCUMENT_TITLE", "build_encapsulated_pdf", "render_pdf"]
+__all__ = ["DOCUMENT_TITLE", "build_encapsulated_pdf", "pet_rows", "render_pdf"]

@@ -12,7 +12,19 @@ Content (one measurement group each, in this order):
 * per marker prediction: probability of the positive class and the predicted class, with the
   model's identification, version and validation metric as algorithm parameters;
 * the survival prediction: relative risk, median overall survival, survival probabilities
-  at 6, 12 and 24 months and the risk group, with model provenance.
+  at 6, 12 and 24 months and the risk group, with model provenance;
+* when the report has a PET analysis (``content.pet``): a PET group (tracer, units, TBRmax,
+  TBRmean, SUVmax/mean/peak, background uptake and method, BTV threshold and volume, CTV
+  source, registration quality or the PET-only reason), a volumetric group (TID 1411) that
+  references the PET SEG's BTV segment when there is one, a "Residual tumour" group
+  (Present/Absent with the combined and per-model probabilities and the models), a CTV group
+  referencing the CTV segment, and one group per prognosis item (risk score, risk group,
+  median, covariates, whether MGMT was used, model provenance).
+
+Evidence: the MR SEG and T1c series, the PET SEG(s) and the PET series. Instances of the
+SR's own study go into the Current Requested Procedure Evidence Sequence; those of the other
+(PET) study, acquired for another requested procedure, into the Pertinent Other Evidence
+Sequence (PS3.3 C.17.2.3), as highdicom does.
 """
 
 from __future__ import annotations
@@ -53,16 +65,20 @@ from rgcds.results._common import (
     ObjectKind,
     ResultKey,
     contributing_equipment,
+    declare_private_scheme,
     stamp,
 )
 from rgcds.results.content import (
     AlgorithmInfo,
     ModelProvenance,
+    PetReport,
+    PetSegment,
     Region,
     ReportContent,
     ReportStatus,
     SourceSeries,
 )
+from rgcds.results.pet_seg import pet_segment_numbers
 from rgcds.results.seg import SEGMENT_NUMBER, result_key
 
 logger = structlog.get_logger(__name__)
@@ -329,6 +345,235 @@ def _prediction_groups(content: ReportContent, key: ResultKey) -> list[_Group]:
     return groups
 
 
+def _pet_uptake_unit(pet: PetReport) -> CodedConcept:
+    return codes.UNIT_SUVBW if pet.is_suv else codes.UNIT_ARBITRARY
+
+
+def _pet_measurements(pet: PetReport) -> list[Measurement]:
+    items = [Measurement(codes.TBR, float(pet.tbr_max), codes.UNIT_ONE, derivation=codes.MAXIMUM)]
+    if pet.tbr_mean is not None:
+        items.append(
+            Measurement(codes.TBR, float(pet.tbr_mean), codes.UNIT_ONE, derivation=codes.MEAN)
+        )
+    for value, derivation in (
+        (pet.suv_max, codes.MAXIMUM),
+        (pet.suv_mean, codes.MEAN),
+        (pet.suv_peak, codes.PEAK),
+    ):
+        if value is not None:
+            items.append(
+                Measurement(
+                    codes.STANDARDIZED_UPTAKE_VALUE_BW,
+                    float(value),
+                    codes.UNIT_SUVBW,
+                    derivation=derivation,
+                )
+            )
+    items += [
+        Measurement(
+            codes.BACKGROUND_UPTAKE,
+            float(pet.background_mean),
+            _pet_uptake_unit(pet),
+            derivation=codes.MEAN,
+        ),
+        Measurement(codes.TBR_THRESHOLD, float(pet.threshold_tbr), codes.UNIT_ONE),
+        Measurement(codes.VOLUME, float(pet.btv_ml), codes.UNIT_ML),
+    ]
+    if pet.registration is not None and pet.registration.nmi is not None:
+        items.append(
+            Measurement(codes.REGISTRATION_NMI, float(pet.registration.nmi), codes.UNIT_ONE)
+        )
+    return items
+
+
+def _pet_texts(pet: PetReport) -> list[TextContentItem]:
+    texts = [
+        _text(codes.PET_UNITS, pet.units),
+        _text(codes.BACKGROUND_METHOD, pet.background_method),
+        _text(codes.CTV_SOURCE, pet.ctv_source),
+    ]
+    if pet.pet_only_reason is not None:
+        texts.append(_text(codes.PET_ONLY_REASON, pet.pet_only_reason))
+    texts.append(_text(codes.INTENDED_USE, RESEARCH_USE_ONLY))
+    texts += [_text(codes.NOTE, note) for note in pet.notes]
+    return texts
+
+
+def _pet_groups(
+    pet: PetReport,
+    key: ResultKey,
+    pet_seg: pydicom.Dataset | None,
+    pet_algorithm: AlgorithmInfo | None,
+) -> list[_Group]:
+    """The PET measurement, residual tumour, CTV and prognosis groups."""
+    numbers = pet_segment_numbers(pet_seg) if pet_seg is not None else {}
+    seg_key = result_key(pet.pet_source, pet_algorithm) if pet_algorithm is not None else key
+    algo = (
+        _algorithm(
+            pet_algorithm.display_name,
+            pet_algorithm.version,
+            [f"model_id {pet_algorithm.model_id}"],
+        )
+        if pet_algorithm is not None
+        else _algorithm("rgcds", __version__)
+    )
+
+    def referenced(segment: PetSegment) -> ReferencedSegment | None:
+        if pet_seg is None or segment not in numbers:
+            return None
+        return ReferencedSegment(
+            sop_class_uid=pet_seg.SOPClassUID,
+            sop_instance_uid=pet_seg.SOPInstanceUID,
+            segment_number=numbers[segment],
+            source_series=SourceSeriesForSegmentation(pet.pet_source.series_instance_uid),
+        )
+
+    def tracking(segment: PetSegment, label: str) -> TrackingIdentifier:
+        ident = codes.PET_SEGMENT_ID[segment]
+        return TrackingIdentifier(uid=seg_key.uid(f"tracking-pet-{ident}"), identifier=label)
+
+    def group(
+        segment: PetSegment,
+        label: str,
+        finding: CodedConcept,
+        algorithm_id: AlgorithmIdentification,
+        measurements: list[Measurement] | None,
+        evaluations: list[QualitativeEvaluation] | None,
+    ) -> _Group:
+        ref = referenced(segment)
+        if ref is not None:
+            return VolumetricROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=tracking(segment, label),
+                referenced_segment=ref,
+                finding_type=finding,
+                algorithm_id=algorithm_id,
+                measurements=measurements or None,
+                qualitative_evaluations=evaluations or None,
+            )
+        return MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=tracking(segment, label),
+            finding_type=finding,
+            algorithm_id=algorithm_id,
+            measurements=measurements or None,
+            qualitative_evaluations=evaluations or None,
+        )
+
+    evaluations = [
+        QualitativeEvaluation(codes.RADIOPHARMACEUTICAL, codes.tracer(pet.tracer, pet.tracer_code))
+    ]
+    if pet.registration is not None and pet.registration.passed is not None:
+        evaluations.append(
+            QualitativeEvaluation(
+                codes.REGISTRATION_PASSED, codes.YES if pet.registration.passed else codes.NO
+            )
+        )
+    groups: list[_Group] = [
+        group(
+            PetSegment.BTV,
+            f"PET {pet.tracer}: biological tumour volume (BTV)"[:64],
+            codes.BIOLOGICAL_TUMOUR_VOLUME,
+            algo,
+            _pet_measurements(pet),
+            evaluations,
+        )
+    ]
+    _append(groups[-1], _pet_texts(pet))
+    residual = pet.residual
+    if residual is not None:
+        probabilities = [
+            Measurement(codes.RESIDUAL_PROBABILITY, float(residual.probability), codes.UNIT_ONE)
+        ]
+        if residual.probability_pet is not None:
+            probabilities.append(
+                Measurement(
+                    codes.RESIDUAL_PROBABILITY_PET,
+                    float(residual.probability_pet),
+                    codes.UNIT_ONE,
+                )
+            )
+        if residual.probability_radiomics is not None:
+            probabilities.append(
+                Measurement(
+                    codes.RESIDUAL_PROBABILITY_RADIOMICS,
+                    float(residual.probability_radiomics),
+                    codes.UNIT_ONE,
+                )
+            )
+        models = residual.models
+        residual_algo = (
+            _algorithm(
+                models[0].model_id if len(models) == 1 else "rgcds residual tumour assessment",
+                models[0].model_version if len(models) == 1 else __version__,
+                [
+                    f"{m.model_id} {m.model_version} validation {m.describe_metric()}"
+                    for m in models
+                ],
+            )
+            if models
+            else algo
+        )
+        groups.append(
+            group(
+                PetSegment.RESIDUAL,
+                "Residual tumour",
+                codes.RESIDUAL_TUMOUR,
+                residual_algo,
+                probabilities,
+                [
+                    QualitativeEvaluation(
+                        codes.RESIDUAL_TUMOUR, codes.PRESENT if residual.present else codes.ABSENT
+                    )
+                ],
+            )
+        )
+        _append(groups[-1], [_text(codes.INTENDED_USE, RESEARCH_USE_ONLY)])
+    if PetSegment.CTV in numbers:
+        groups.append(
+            group(
+                PetSegment.CTV,
+                "Clinical target volume",
+                codes.CLINICAL_TARGET_VOLUME,
+                algo,
+                None,
+                None,
+            )
+        )
+        _append(groups[-1], [_text(codes.CTV_SOURCE, pet.ctv_source)])
+    for i, item in enumerate(pet.prognosis):
+        measurements = [Measurement(codes.RISK_SCORE, float(item.risk_score), codes.UNIT_ONE)]
+        if item.median_days is not None:
+            measurements.append(
+                Measurement(
+                    codes.prognosis_median(item.endpoint), float(item.median_days), codes.UNIT_DAYS
+                )
+            )
+        groups.append(
+            MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(
+                    uid=key.uid("tracking-prognosis", i),
+                    identifier=f"Prognosis: {item.endpoint}"[:64],
+                ),
+                finding_type=codes.prognosis_endpoint(item.endpoint),
+                algorithm_id=_provenance(item.provenance),
+                measurements=measurements,
+                qualitative_evaluations=[
+                    QualitativeEvaluation(codes.RISK_GROUP, codes.risk_group(item.risk_group)),
+                    QualitativeEvaluation(
+                        codes.MGMT_USED, codes.YES if item.mgmt_used else codes.NO
+                    ),
+                ],
+            )
+        )
+        _append(
+            groups[-1],
+            [
+                _text(codes.COVARIATES, ", ".join(item.covariates) or "(none)"),
+                _text(codes.INTENDED_USE, RESEARCH_USE_ONLY),
+            ],
+        )
+    return groups
+
+
 def _identity_dataset(content: ReportContent, key: ResultKey) -> pydicom.Dataset:
     """A stand-in evidence dataset carrying only the study identity (for 'not analysed')."""
     s = content.study
@@ -349,12 +594,22 @@ def _identity_dataset(content: ReportContent, key: ResultKey) -> pydicom.Dataset
     return ds
 
 
+def _evidence(datasets: Sequence[pydicom.Dataset], study_uid: str) -> list[pydicom.Dataset]:
+    """Unique instances, those of the SR's own study first (highdicom takes the study from
+    the first)."""
+    unique = {str(ds.SOPInstanceUID): ds for ds in datasets}
+    return sorted(unique.values(), key=lambda ds: str(ds.StudyInstanceUID) != study_uid)
+
+
 def build_report(
     content: ReportContent,
     *,
     seg: pydicom.Dataset | None = None,
     source: SourceSeries | None = None,
     algorithm: AlgorithmInfo | None = None,
+    pet_seg: pydicom.Dataset | None = None,
+    pet_seg_mr: pydicom.Dataset | None = None,
+    pet_algorithm: AlgorithmInfo | None = None,
 ) -> Comprehensive3DSR:
     """Build the TID 1500 measurement report.
 
@@ -369,12 +624,22 @@ def build_report(
     source
         The reference series the SEG is defined on (evidence of the report).
     algorithm
-        The segmentation model (UIDs derive from it, as for the SEG).
+        The segmentation model (UIDs derive from it, as for the SEG). For a PET-only report,
+        ``source`` is the PET series and ``algorithm`` the PET analysis.
+    pet_seg
+        The PET SEG on the PET grid (:func:`rgcds.results.pet_seg.build_pet_segmentation`);
+        the PET groups reference its segments. Used only when ``content.pet`` is set.
+    pet_seg_mr
+        The PET segments' SEG on the MR grid (evidence only).
+    pet_algorithm
+        The PET analysis' identification (as given to the PET SEG).
 
     Returns
     -------
     highdicom.sr.Comprehensive3DSR
-        In the source study, new series, "research use only" in the series description.
+        In the source study, new series, "research use only" in the series description;
+        evidence from the PET study (when it differs) in the Pertinent Other Evidence
+        Sequence.
     """
     analysed = content.status is ReportStatus.COMPLETE
     key = report_key(content, source, algorithm)
@@ -392,16 +657,29 @@ def build_report(
         groups += _region_groups(content, key, seg, source, algorithm)
         groups += _rano_groups(content, key)
         groups += _prediction_groups(content, key)
+    pet = content.pet
+    with_pet = analysed and pet is not None
+    if pet is not None and with_pet:
+        groups += _pet_groups(pet, key, pet_seg, pet_algorithm)
+    procedures: list[CodedConcept] = []
+    if pet is None or not pet.pet_only:
+        procedures.append(codes.PROCEDURE_MR_BRAIN)
+    if pet is not None:
+        procedures.append(codes.PROCEDURE_PET_BRAIN)
     report = MeasurementReport(
         observation_context=ObservationContext(observer_device_context=observer),
-        procedure_reported=codes.PROCEDURE_MR_BRAIN,
+        procedure_reported=procedures if len(procedures) > 1 else procedures[0],
         imaging_measurements=groups,
     )
-    evidence: list[pydicom.Dataset] = []
+    candidates: list[pydicom.Dataset] = []
     if analysed and seg is not None:
-        evidence.append(seg)
+        candidates.append(seg)
     if source is not None:
-        evidence += list(source.datasets)
+        candidates += list(source.datasets)
+    if pet is not None and with_pet:
+        candidates += [d for d in (pet_seg, pet_seg_mr) if d is not None]
+        candidates += list(pet.pet_source.datasets)
+    evidence = _evidence(candidates, content.study.study_instance_uid)
     placeholder = not evidence
     if placeholder:
         evidence = [_identity_dataset(content, key)]
@@ -419,7 +697,7 @@ def build_report(
     )
     if placeholder and "CurrentRequestedProcedureEvidenceSequence" in sr:
         del sr.CurrentRequestedProcedureEvidenceSequence
-    _declare_private_scheme(sr)
+    declare_private_scheme(sr)
     stamp(sr, content.analysed_at)
     logger.info(
         "sr_built",
@@ -429,16 +707,6 @@ def build_report(
         groups=len(groups),
     )
     return sr
-
-
-def _declare_private_scheme(ds: pydicom.Dataset) -> None:
-    item = pydicom.Dataset()
-    item.CodingSchemeDesignator = codes.PRIVATE_SCHEME
-    item.CodingSchemeName = codes.PRIVATE_SCHEME_NAME
-    item.CodingSchemeResponsibleOrganization = "rgcds project"
-    existing = list(ds.get("CodingSchemeIdentificationSequence", []))
-    if all(i.CodingSchemeDesignator != codes.PRIVATE_SCHEME for i in existing):
-        ds.CodingSchemeIdentificationSequence = [*existing, item]
 
 
 __all__ = ["SURVIVAL_TIMEPOINTS_DAYS", "build_report", "report_key"]

@@ -1,0 +1,172 @@
+"""DICOM Segmentation (SEG) of the PET segments: BTV, residual tumour and CTV.
+
+The same builder writes the SEG on the PET grid (a new series of the PET study, which
+usually differs from the MR study) and, when the PET was registered to the MR, on the MR
+reference (T1c) grid (a new series of the MR study). Segments without any voxel are not
+written; segment numbers are consecutive in :class:`~rgcds.results.content.PetSegment` order
+over the non-empty segments (:func:`pet_segment_numbers` reads them back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import highdicom as hd
+import numpy as np
+import numpy.typing as npt
+import pydicom
+import structlog
+from highdicom.seg import (
+    SegmentAlgorithmTypeValues,
+    Segmentation,
+    SegmentationTypeValues,
+    SegmentDescription,
+)
+
+from rgcds import __version__
+from rgcds.exceptions import DicomInputError
+from rgcds.results import codes
+from rgcds.results._common import (
+    DEVICE_SERIAL,
+    MANUFACTURER,
+    MODEL_NAME,
+    SERIES_DESCRIPTION,
+    SERIES_NUMBER,
+    ObjectKind,
+    ResultKey,
+    contributing_equipment,
+    declare_private_scheme,
+    stamp,
+)
+from rgcds.results.content import AlgorithmInfo, PetSegment, SourceSeries
+from rgcds.results.seg import result_key
+
+logger = structlog.get_logger(__name__)
+
+
+def _description(
+    segment: PetSegment, number: int, algorithm: AlgorithmInfo, key: ResultKey
+) -> SegmentDescription:
+    algo = hd.AlgorithmIdentificationSequence(
+        name=algorithm.display_name,
+        family=codes.algorithm_family(algorithm.family),
+        version=algorithm.version,
+        source=MANUFACTURER,
+        parameters={"model_id": algorithm.model_id},
+    )
+    ident = codes.PET_SEGMENT_ID[segment]
+    return SegmentDescription(
+        segment_number=number,
+        segment_label=segment.value,
+        segmented_property_category=codes.PET_SEGMENT_CATEGORY[segment],
+        segmented_property_type=codes.PET_SEGMENT_TYPE[segment],
+        algorithm_type=SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algo,
+        tracking_uid=key.uid(f"tracking-pet-{ident}"),
+        tracking_id=f"{segment.value} ({ident})",
+        anatomic_regions=[codes.BRAIN],
+    )
+
+
+def build_pet_segmentation(
+    source: SourceSeries,
+    masks: Mapping[PetSegment, npt.NDArray[np.bool_]],
+    *,
+    algorithm: AlgorithmInfo,
+    analysed_at: datetime | None = None,
+) -> Segmentation | None:
+    """Build the SEG of the PET segments on ``source``'s grid.
+
+    Parameters
+    ----------
+    source
+        The series the masks are defined on: the PET series (SEG in the PET study) or the MR
+        reference series (SEG in the MR study), single-frame instances in slice order.
+    masks
+        Segment -> boolean mask ``(slices, rows, cols)``; ``masks[s][k]`` belongs to
+        ``source.datasets[k]``.
+    algorithm
+        The PET analysis' identification (algorithm identification; UIDs derive from it and
+        from ``source``).
+    analysed_at
+        Stamped as series/content date and time (re-exports are identical).
+
+    Returns
+    -------
+    highdicom.seg.Segmentation or None
+        A binary SEG in ``source``'s study, new series 9905 ("research use only"), one
+        segment per non-empty mask in :class:`PetSegment` order; ``None`` when every mask is
+        empty (a SEG needs at least one segment with pixels).
+
+    Raises
+    ------
+    DicomInputError
+        If a mask does not have the source grid's shape.
+    """
+    present: list[PetSegment] = []
+    for segment in PetSegment:
+        mask = masks.get(segment)
+        if mask is None:
+            continue
+        if mask.shape != source.shape:
+            raise DicomInputError(
+                f"The {segment.value} mask has shape {mask.shape} but the series it is defined "
+                f"on is {source.shape} (slices, rows, cols); resample it onto that grid."
+            )
+        if np.any(mask):
+            present.append(segment)
+    key = result_key(source, algorithm)
+    if not present:
+        logger.info("pet_seg_skipped_all_empty", study_uid=key.study_instance_uid)
+        return None
+    pixels = np.stack([np.asarray(masks[s], dtype=bool) for s in present], axis=-1).astype(np.uint8)
+    seg = Segmentation(
+        source_images=list(source.datasets),
+        pixel_array=pixels,
+        segmentation_type=SegmentationTypeValues.BINARY,
+        segment_descriptions=[
+            _description(s, i + 1, algorithm, key) for i, s in enumerate(present)
+        ],
+        series_instance_uid=key.series_uid(ObjectKind.PET_SEG),
+        series_number=SERIES_NUMBER[ObjectKind.PET_SEG],
+        sop_instance_uid=key.instance_uid(ObjectKind.PET_SEG),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=MODEL_NAME,
+        software_versions=__version__,
+        device_serial_number=DEVICE_SERIAL,
+        content_description="PET BTV, residual tumour and CTV. Research use only.",
+        content_label="PET",
+        series_description=SERIES_DESCRIPTION[ObjectKind.PET_SEG],
+        contributing_equipment=contributing_equipment(analysed_at),
+        omit_empty_frames=True,
+    )
+    dimension_uid = key.uid("pet-seg-dimension-organization")
+    for item in seg.get("DimensionOrganizationSequence", []):
+        item.DimensionOrganizationUID = dimension_uid
+    for item in seg.get("DimensionIndexSequence", []):
+        item.DimensionOrganizationUID = dimension_uid
+    declare_private_scheme(seg)
+    stamp(seg, analysed_at)
+    logger.info(
+        "pet_seg_built",
+        study_uid=key.study_instance_uid,
+        sop_instance_uid=seg.SOPInstanceUID,
+        frames=int(seg.NumberOfFrames),
+        segments=[codes.PET_SEGMENT_ID[s] for s in present],
+    )
+    return seg
+
+
+def pet_segment_numbers(seg: pydicom.Dataset) -> dict[PetSegment, int]:
+    """The segment number of each PET segment present in a PET SEG (by segment label)."""
+    labels = {s.value: s for s in PetSegment}
+    return {
+        labels[str(item.SegmentLabel)]: int(item.SegmentNumber)
+        for item in seg.get("SegmentSequence", [])
+        if str(item.SegmentLabel) in labels
+    }
+
+
+__all__ = ["build_pet_segmentation", "pet_segment_numbers"]
