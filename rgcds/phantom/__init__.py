@@ -1,5 +1,10 @@
 """Synthetic glioblastoma studies with ground truth, for tests, training cohorts and the demo.
 
+Post-operative variant (resection cavity, residual tumour, MR study + separate [11C]MET
+PET/CT study, RT Structure Set with the CTV, time-to-recurrence and survival from a known
+hazard model): :func:`simulate_postop` and :func:`write_postop_study`
+(:mod:`rgcds.phantom.postop`).
+
 ``rgcds.phantom`` builds a patient on the MNI ICBM152 2009a brain template that ships inside
 the nilearn wheel (no downloads), inserts a glioblastoma with BraTS sub-regions, and either
 returns template-space volumes (:func:`simulate_subject`) or writes one DICOM study with
@@ -49,19 +54,37 @@ ImageSeriesReader gives for the T1c series.
 from rgcds.phantom._template import template_brain_mask, template_t1
 from rgcds.phantom.clinical import ClinicalVariables, TumourParameters
 from rgcds.phantom.montage import write_montage
+from rgcds.phantom.postop import (
+    LABEL_CAVITY,
+    LABEL_OEDEMA,
+    LABEL_RESIDUAL_ENHANCING,
+    PostopClinical,
+    PostopStudies,
+    PostopSubject,
+    simulate_postop,
+    write_postop_study,
+)
 from rgcds.phantom.simulate import PhantomError, SubjectVolumes, simulate_subject
 from rgcds.phantom.study import PhantomSeries, PhantomStudy, write_study
 
 __all__ = [
+    "LABEL_CAVITY",
+    "LABEL_OEDEMA",
+    "LABEL_RESIDUAL_ENHANCING",
     "ClinicalVariables",
     "PhantomError",
     "PhantomSeries",
     "PhantomStudy",
+    "PostopClinical",
+    "PostopStudies",
+    "PostopSubject",
     "SubjectVolumes",
     "TumourParameters",
+    "simulate_postop",
     "simulate_subject",
     "template_brain_mask",
     "template_t1",
     "write_montage",
+    "write_postop_study",
     "write_study",
 ]

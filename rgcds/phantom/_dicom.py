@@ -1,8 +1,10 @@
-"""DICOM encoding of phantom series: MR Image Storage and PET Image Storage instances.
+"""DICOM encoding of phantom series: MR, PET and CT Image Storage instances.
 
 Explicit VR Little Endian, one file per slice, MONOCHROME2. MR: 16 bits allocated, 12 stored,
 unsigned (Siemens-like). PET: 16 bits allocated and stored, unsigned, activity concentration
 in Bq/ml through a per-slice RescaleSlope (intercept 0), decay-corrected to the series start.
+CT (the low-dose attenuation-correction CT of a PET/CT): 16 bits allocated, 12 stored,
+unsigned, Hounsfield units through RescaleIntercept -1024 and RescaleSlope 1.
 
 MR headers copy what a Siemens scanner writes: MPRAGE is ScanningSequence ``GR\\IR`` with
 SequenceVariant ``SK\\SP\\MP`` (a sequence classifier should test for ``GR`` membership, not
@@ -30,6 +32,7 @@ from rgcds.phantom._series import Protocol, SeriesGeometry
 
 MR_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.4")
 PET_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.128")
+CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2")
 
 C11_HALF_LIFE_S = 1223.1
 C11_POSITRON_FRACTION = 0.9981
@@ -91,6 +94,14 @@ class StudyInfo:
     study_start: dt.datetime
     mr_frame_of_reference_uid: UID
     pet_frame_of_reference_uid: UID
+    study_description: str = "MR Kopf mit KM + MET-PET^Glioblastom (PHANTOM)"
+    #: Extra parts of the series and instance UIDs (empty for the pre-operative study, so that
+    #: another study of the same seed, e.g. the post-operative one, gets different UIDs).
+    uid_namespace: tuple[str, ...] = ()
+
+    def uid(self, *parts: str) -> UID:
+        """Deterministic UID of an object of this study (see :func:`make_uid`)."""
+        return make_uid(self.seed, self.size, *self.uid_namespace, *parts)
 
 
 @dataclass(frozen=True)
@@ -165,7 +176,7 @@ def _common(
     ds.SeriesTime = _time(series_time)
     ds.AccessionNumber = info.accession
     ds.ReferringPhysicianName = "PHANTOM^REFERRER"
-    ds.StudyDescription = "MR Kopf mit KM + MET-PET^Glioblastom (PHANTOM)"
+    ds.StudyDescription = info.study_description
     ds.SeriesDescription = protocol.description
     ds.PatientName = info.patient_name
     ds.PatientID = info.patient_id
@@ -203,7 +214,7 @@ def _plane(ds: Dataset, geometry: SeriesGeometry, k: int) -> None:
 
 def _instance(ds: Dataset, info: StudyInfo, role: str, geometry: SeriesGeometry, k: int) -> None:
     """Set the per-slice attributes of a reused series dataset."""
-    sop_uid = make_uid(info.seed, info.size, "instance", role, str(k))
+    sop_uid = info.uid("instance", role, str(k))
     ds.SOPInstanceUID = sop_uid
     ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
     ds.InstanceNumber = k + 1
@@ -257,7 +268,7 @@ def write_mr_series(
     """
     directory.mkdir(parents=True, exist_ok=True)
     p = MR_PARAMETERS[protocol.role]
-    series_uid = make_uid(info.seed, info.size, "series", protocol.role)
+    series_uid = info.uid("series", protocol.role)
     n = int(stored.shape[0])
     ds = _common(info, protocol, series_uid, series_time, MR_IMAGE_STORAGE, series_uid)
     ds.Modality = "MR"
@@ -383,7 +394,7 @@ def write_pet_series(
         SeriesInstanceUID, number of instances, RescaleSlope per slice.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    series_uid = make_uid(info.seed, info.size, "series", protocol.role)
+    series_uid = info.uid("series", protocol.role)
     n = int(bqml.shape[0])
     slopes = np.zeros(n, dtype=np.float64)
     t = dose.series_time
@@ -455,3 +466,104 @@ def write_pet_series(
         _pixels(ds, pixels, 16)
         ds.save_as(directory / f"IM{k + 1:04d}.dcm", enforce_file_format=True)
     return series_uid, n, slopes
+
+
+@dataclass(frozen=True)
+class CtParameters:
+    """Acquisition parameters of a low-dose (attenuation-correction) head CT."""
+
+    kvp: float = 120.0
+    tube_current_ma: int = 30
+    exposure_time_ms: int = 500
+    ctdi_vol_mgy: float = 4.8
+    kernel: str = "Hr38"
+
+
+def write_ct_series(
+    directory: Path,
+    info: StudyInfo,
+    protocol: Protocol,
+    geometry: SeriesGeometry,
+    hu: npt.NDArray[np.float32],
+    series_time: dt.datetime,
+    params: CtParameters | None = None,
+) -> tuple[UID, int]:
+    """Write one CT series (CT Image Storage), one file per slice.
+
+    The CT shares the PET's frame of reference (``info.pet_frame_of_reference_uid``): in a
+    PET/CT both come from one scanner and one table position.
+
+    Parameters
+    ----------
+    directory : pathlib.Path
+        Series folder (created).
+    info : StudyInfo
+        Patient/study attributes.
+    protocol : Protocol
+        Series protocol (role ``"CT"``).
+    geometry : SeriesGeometry
+        Grid of ``hu``.
+    hu : numpy.ndarray
+        ``(slices, rows, columns)`` Hounsfield units.
+    series_time : datetime.datetime
+        Series and acquisition start.
+    params : CtParameters, optional
+        Technique (defaults: 120 kV, 30 mA, low dose).
+
+    Returns
+    -------
+    tuple
+        SeriesInstanceUID and number of instances.
+    """
+    p = params if params is not None else CtParameters()
+    directory.mkdir(parents=True, exist_ok=True)
+    series_uid = info.uid("series", protocol.role)
+    n = int(hu.shape[0])
+    stored = np.clip(np.rint(np.asarray(hu, dtype=np.float32) + 1024.0), 0, 4095).astype(np.uint16)
+    ds = _common(info, protocol, series_uid, series_time, CT_IMAGE_STORAGE, series_uid)
+    ds.Modality = "CT"
+    ds.PatientPosition = "HFS"
+    ds.Manufacturer = "SIEMENS"
+    ds.ManufacturerModelName = "Biograph Vision 600"
+    ds.StationName = _PET_STATION
+    ds.DeviceSerialNumber = "PHPET0001"
+    ds.SoftwareVersions = "VG80A"
+    ds.FrameOfReferenceUID = info.pet_frame_of_reference_uid
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.AcquisitionDate = _date(series_time.date())
+    ds.AcquisitionTime = _time(series_time)
+    ds.ContentDate = _date(series_time.date())
+    ds.ContentTime = _time(series_time)
+    ds.ImagesInAcquisition = n
+    ds.KVP = ds_str(p.kvp)
+    ds.DataCollectionDiameter = "500"
+    ds.ReconstructionDiameter = ds_str(round(geometry.size[0] * geometry.spacing[0], 3))
+    ds.DistanceSourceToDetector = "1085.6"
+    ds.DistanceSourceToPatient = "595"
+    ds.GantryDetectorTilt = "0"
+    ds.TableHeight = "150"
+    ds.RotationDirection = "CW"
+    ds.ExposureTime = p.exposure_time_ms
+    ds.XRayTubeCurrent = p.tube_current_ma
+    ds.Exposure = max(1, round(p.tube_current_ma * p.exposure_time_ms / 1000))
+    ds.FilterType = "FLAT"
+    ds.GeneratorPower = round(p.kvp * p.tube_current_ma / 1000)
+    ds.FocalSpots = "1.2"
+    ds.ConvolutionKernel = p.kernel
+    ds.RevolutionTime = 0.5
+    ds.SingleCollimationWidth = 0.6
+    ds.TotalCollimationWidth = 38.4
+    ds.SpiralPitchFactor = 0.8
+    ds.CTDIvol = float(p.ctdi_vol_mgy)
+    ds.CTDIPhantomTypeCodeSequence = [_code("113691", "DCM", "IEC Head Dosimetry Phantom")]
+    ds.RescaleIntercept = "-1024"
+    ds.RescaleSlope = "1"
+    ds.RescaleType = "HU"
+    ds.WindowCenter = "40"
+    ds.WindowWidth = "80"
+    ds.WindowCenterWidthExplanation = "Brain"
+    for k in range(n):
+        _instance(ds, info, protocol.role, geometry, k)
+        _pixels(ds, stored[k], 12)
+        ds.save_as(directory / f"IM{k + 1:04d}.dcm", enforce_file_format=True)
+    return series_uid, n

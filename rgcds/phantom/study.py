@@ -36,6 +36,7 @@ from scipy import ndimage
 from rgcds.phantom import _dicom
 from rgcds.phantom._series import (
     PROTOCOLS,
+    Pose,
     SeriesGeometry,
     draw_poses,
     resample,
@@ -214,6 +215,116 @@ def _window(stored: npt.NDArray[np.uint16], floor: float) -> tuple[float, float]
     return float(round((lo + hi) / 2.0)), float(round(max(hi - lo, 1.0)))
 
 
+def write_mr_role(
+    folder: Path,
+    info: _dicom.StudyInfo,
+    role: str,
+    geometry: SeriesGeometry,
+    pose: Pose,
+    source: sitk.Image,
+    sim_spacing: float,
+    rng_noise: np.random.Generator,
+) -> tuple[str, int]:
+    """Resample a template-space MR image into its series grid, add bias and noise, write it.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        Series folder.
+    info : StudyInfo
+        Patient/study attributes.
+    role : str
+        ``"T1"``, ``"T2"``, ``"FLAIR"`` or ``"T1c"``.
+    geometry : SeriesGeometry
+        Series grid.
+    pose : Pose
+        Template -> scanner pose of the series.
+    source : SimpleITK.Image
+        Clean template-space image.
+    sim_spacing : float
+        Simulation grid spacing (mm).
+    rng_noise : numpy.random.Generator
+        Noise stream (bias field, then Rician noise).
+
+    Returns
+    -------
+    tuple
+        SeriesInstanceUID and number of instances.
+    """
+    protocol = PROTOCOLS[role]
+    params = _dicom.MR_PARAMETERS[role]
+    thick = protocol.acquisition_type == "2D"
+    signal = resample(source, geometry, pose, sim_spacing=sim_spacing, thick=thick)
+    signal = signal * bias_field(rng_noise, _scanner_points(geometry), 0.08)
+    signal = rician(rng_noise, signal, NOISE_FRACTION[role])
+    stored = np.clip(np.rint(signal * params.gain), 0, 4095).astype(np.uint16)
+    series_time = info.study_start + dt.timedelta(minutes=protocol.minutes)
+    uid, n = _dicom.write_mr_series(
+        folder, info, protocol, geometry, stored, series_time, _window(stored, 0.15 * params.gain)
+    )
+    return str(uid), n
+
+
+def write_pet_role(
+    folder: Path,
+    info: _dicom.StudyInfo,
+    geometry: SeriesGeometry,
+    pose: Pose,
+    source: sitk.Image,
+    sim_spacing: float,
+    rng_noise: np.random.Generator,
+    rng_dicom: np.random.Generator,
+) -> tuple[str, int, FloatArray, FloatArray]:
+    """Resample the template-space SUV into the PET grid, add noise, write Bq/ml.
+
+    The injection is 45-60 min after ``info.study_start`` and the scan 10-20 min later.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        Series folder.
+    info : StudyInfo
+        Patient/study attributes (weight for SUVbw, PET frame of reference).
+    geometry : SeriesGeometry
+        PET grid.
+    pose : Pose
+        Template -> scanner pose of the PET.
+    source : SimpleITK.Image
+        Noise-free template-space SUV.
+    sim_spacing : float
+        Simulation grid spacing (mm).
+    rng_noise : numpy.random.Generator
+        Noise stream.
+    rng_dicom : numpy.random.Generator
+        Stream for dose and timing.
+
+    Returns
+    -------
+    tuple
+        SeriesInstanceUID, number of instances, the written (noisy) SUV and the noise-free
+        SUV on the PET grid.
+    """
+    protocol = PROTOCOLS["PET"]
+    signal = resample(source, geometry, pose, sim_spacing=sim_spacing, thick=False)
+    noise = rng_noise.standard_normal(signal.shape).astype(np.float32)
+    noise = ndimage.gaussian_filter(noise, 0.6) * np.float32(1.0 / 0.35)
+    suv = np.clip(signal + 0.05 * np.sqrt(signal) * noise, 0.0, None).astype(np.float32)
+    injection = info.study_start + dt.timedelta(minutes=float(rng_dicom.uniform(45, 60)))
+    injection = injection.replace(microsecond=0)
+    dose = _dicom.PetDose(
+        injected_bq=float(round(np.clip(rng_dicom.normal(550e6, 60e6), 370e6, 740e6))),
+        injection_time=injection,
+        series_time=injection + dt.timedelta(minutes=int(rng_dicom.integers(10, 21))),
+        frame_duration_s=1200.0,
+    )
+    bq_per_suv = dose.injected_bq * dose.decay_to_series_start / (info.weight_kg * 1000.0)
+    bqml = (suv * np.float32(bq_per_suv)).astype(np.float32)
+    uid, n, _ = _dicom.write_pet_series(
+        folder, info, protocol, geometry, bqml, dose, (2.5 * bq_per_suv, 5.0 * bq_per_suv)
+    )
+    return str(uid), n, suv, signal
+
+
 def write_study(
     out_dir: Path, seed: int = 1, *, size: str = "small", with_pet: bool = True
 ) -> PhantomStudy:
@@ -270,42 +381,22 @@ def write_study(
         tfm_path = transforms_dir / f"{role}_template_to_scanner.tfm"
         sitk.WriteTransform(pose.transform(), str(tfm_path))
         source = grid.to_image(clean.images[role])
-        thick = protocol.acquisition_type == "2D"
-        signal = resample(source, geometry, pose, sim_spacing=grid.spacing, thick=thick)
         if role == "PET":
-            noise = rng_noise.standard_normal(signal.shape).astype(np.float32)
-            noise = ndimage.gaussian_filter(noise, 0.6) * np.float32(1.0 / 0.35)
-            suv = np.clip(signal + 0.05 * np.sqrt(signal) * noise, 0.0, None).astype(np.float32)
-            rng_dicom = rng_stream(seed, _STREAM_DICOM + 100)
-            injection = info.study_start + dt.timedelta(minutes=float(rng_dicom.uniform(45, 60)))
-            injection = injection.replace(microsecond=0)
-            dose = _dicom.PetDose(
-                injected_bq=float(round(np.clip(rng_dicom.normal(550e6, 60e6), 370e6, 740e6))),
-                injection_time=injection,
-                series_time=injection + dt.timedelta(minutes=int(rng_dicom.integers(10, 21))),
-                frame_duration_s=1200.0,
-            )
-            bq_per_suv = dose.injected_bq * dose.decay_to_series_start / (info.weight_kg * 1000.0)
-            bqml = (suv * np.float32(bq_per_suv)).astype(np.float32)
-            uid, n, _ = _dicom.write_pet_series(
-                folder, info, protocol, geometry, bqml, dose, (2.5 * bq_per_suv, 5.0 * bq_per_suv)
+            uid, n, suv, _ = write_pet_role(
+                folder,
+                info,
+                geometry,
+                pose,
+                source,
+                grid.spacing,
+                rng_noise,
+                rng_stream(seed, _STREAM_DICOM + 100),
             )
             pet_path = truth_dir / "pet_suv_native.nii.gz"
             sitk.WriteImage(_image_on(geometry, suv), str(pet_path), useCompression=True)
         else:
-            params = _dicom.MR_PARAMETERS[role]
-            signal = signal * bias_field(rng_noise, _scanner_points(geometry), 0.08)
-            signal = rician(rng_noise, signal, NOISE_FRACTION[role])
-            stored = np.clip(np.rint(signal * params.gain), 0, 4095).astype(np.uint16)
-            series_time = info.study_start + dt.timedelta(minutes=protocol.minutes)
-            uid, n = _dicom.write_mr_series(
-                folder,
-                info,
-                protocol,
-                geometry,
-                stored,
-                series_time,
-                _window(stored, 0.15 * params.gain),
+            uid, n = write_mr_role(
+                folder, info, role, geometry, pose, source, grid.spacing, rng_noise
             )
         written.append(PhantomSeries(role, str(uid), protocol.description, folder, n))
 

@@ -1,0 +1,965 @@
+# mypy: disable-error-code="no-untyped-call"
+# (SimpleITK and rt-utils ship no type information.)
+"""Post-operative glioblastoma phantom: resection cavity, residual tumour, MR + MET-PET/CT.
+
+:func:`simulate_postop` starts from the pre-operative simulation of the same seed
+(:func:`rgcds.phantom.simulate.simulate_clean`: anatomy, tumour, patient) and simulates the
+situation after resection; :func:`write_postop_study` writes it as two DICOM studies of one
+patient: a post-operative MR study (T1, T2, FLAIR, T1c; optionally an RT Structure Set with
+the CTV) and, 1-10 days later, a [11C]methionine PET/CT study (low-dose CT + PET sharing one
+frame of reference). Everything is deterministic per seed; the post-operative draws use
+their own random streams (numbers 21-28 of :func:`rgcds.phantom.simulate.rng_stream`).
+
+Post-operative anatomy
+----------------------
+- **Resection cavity** (label 1): the pre-operative tumour core (necrosis + enhancing rim),
+  filled with CSF-like fluid: dark on T1/T1c, bright on T2, dark-ish on FLAIR (a little
+  brighter than CSF: proteinaceous fluid), low MET uptake (SUV about 0.25).
+- **Surgical margin**: a 1-2 mm shell around the cavity with thin linear enhancement on T1c
+  (1.3-1.6 x white matter, partial volume) and mild MET uptake, TBR 1.10-1.25 against normal
+  contralateral brain, i.e. below the 1.3 MET threshold. Not labelled.
+- **Residual tumour** in half of the patients (Bernoulli 0.5): a nodular enhancing residual
+  (label 3, 0.5-8 ml, log-uniform) grown from a point on the cavity margin, plus an
+  infiltrative non-enhancing residual within 4-9 mm of the nodule (label 2 on MR: FLAIR
+  hyperintense). MET TBR before the 5 mm PSF: nodule 1.9-3.0, infiltrative 1.6-2.0.
+  ``residual`` (the biological residual) is the nodule plus the infiltrative part;
+  ``residual_ml`` its volume.
+- **Oedema** (label 2): the part of the pre-operative oedema nearest the cavity (30-65 % of
+  its volume) plus the surroundings of a residual; MR appearance as before, MET as normal brain.
+- **Extra-cerebral physiological MET uptake**: diploic bone marrow of the skull (SUV 1.4-2.0)
+  and clivus, scalp skin (1.2-1.6), parotid (2.5-3.8) and submandibular (2.2-3.4) glands and
+  nasal mucosa (1.8-2.6), the glands as ellipsoids at fixed template positions outside the
+  brain hull. Normal brain as in the pre-operative phantom (cortex about 1.35, white matter
+  0.85).
+- **CTV** (ESTRO-EANO 2023): (cavity + residual enhancement) + 15 mm, clipped to the brain,
+  by :func:`rgcds.analysis.ctv.derive_ctv`.
+
+Outcome model (time zero: the post-operative MR)
+------------------------------------------------
+Two latent Weibull proportional-hazards times, ``S(t) = exp(-(t / scale)^k * exp(lp))``:
+
+- recurrence: shape 1.3, median 270 days at ``lp = 0``;
+  ``lp_ttr = 0.70 * residual_present + 0.30 * log1p(residual_ml) + 0.20 * (age - 60) / 10
+  - 0.50 * mgmt_methylated - 0.60 * idh_mutant + 0.10 * egfr_amplified``;
+- death: shape 1.5, median 540 days at ``lp = 0``;
+  ``lp_os = 0.45 * residual_present + 0.25 * log1p(residual_ml) + 0.35 * (age - 60) / 10
+  - 0.55 * mgmt_methylated - 0.80 * idh_mutant + 0.10 * egfr_amplified``.
+
+Independent administrative censoring ``C ~ U(250, 1800)`` days (about 25 % of OS censored).
+``os_days = min(T_death, C)``;
+``ttr_days = min(T_recurrence, T_death, C)`` with ``ttr_event`` true only when recurrence
+comes first (death without recurrence censors TTR), so ``ttr_days <= os_days``. ``lp_ttr``
+and ``lp_os`` are the true linear predictors (oracle risk scores for a C-index). The effect
+sizes are invented, not clinical facts; IDH and EGFR come from the pre-operative draws
+(:mod:`rgcds.phantom.clinical`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import json
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import SimpleITK as sitk
+import structlog
+from pydicom.uid import ExplicitVRLittleEndian
+from scipy import ndimage
+
+from rgcds.analysis.ctv import derive_ctv
+from rgcds.phantom import _dicom
+from rgcds.phantom._series import PROTOCOLS, Protocol, draw_poses, resample, series_geometry
+from rgcds.phantom._template import BoolArray, FloatArray, Grid, anatomy
+from rgcds.phantom._tumour import LABEL_ENHANCING, LABEL_NECROSIS
+from rgcds.phantom._tumour import LABEL_OEDEMA as _PREOP_OEDEMA
+from rgcds.phantom.clinical import ClinicalVariables
+from rgcds.phantom.simulate import (
+    MR_ROLES,
+    NOISE_FRACTION,
+    bias_field,
+    check_args,
+    rician,
+    rng_stream,
+    simulate_clean,
+)
+from rgcds.phantom.study import (
+    _folder_name,
+    _image_on,
+    _study_info,
+    write_mr_role,
+    write_pet_role,
+)
+
+logger = structlog.get_logger(__name__)
+
+#: Post-operative segmentation labels.
+LABEL_CAVITY = 1
+LABEL_OEDEMA = 2
+LABEL_RESIDUAL_ENHANCING = 3
+
+_STREAM_CLINICAL = 21
+_STREAM_SHAPE = 22
+_STREAM_APPEARANCE = 23
+_STREAM_OUTCOME = 24
+_STREAM_AUGMENT = 25
+_STREAM_GEOMETRY = 26
+_STREAM_DICOM = 27
+_STREAM_NOISE = 28
+
+_PET_FWHM_MM = 5.0
+_BOX_PAD_MM = 40.0
+
+#: MR class intensities of the new post-operative classes (white matter ~ 1 on T1).
+_FLUID = {"T1": 0.18, "T1c": 0.19, "T2": 1.45, "FLAIR": 0.20}
+_CLASS = {
+    #        gm    wm    csf   bone  fat   soft  ed    et
+    "T1": dict(gm=0.66, wm=1.00, csf=0.16, bone=0.03, fat=1.30, soft=0.50, ed=0.72, et=0.62),
+    "T1c": dict(gm=0.68, wm=1.00, csf=0.17, bone=0.03, fat=1.30, soft=0.60, ed=0.74, et=1.60),
+    "T2": dict(gm=0.66, wm=0.44, csf=1.50, bone=0.03, fat=0.95, soft=0.45, ed=1.22, et=0.90),
+    "FLAIR": dict(gm=0.80, wm=0.58, csf=0.07, bone=0.03, fat=0.90, soft=0.50, ed=1.50, et=1.10),
+}  # fmt: skip
+#: CT numbers (HU) per class.
+_HU = dict(gm=40.0, wm=30.0, csf=5.0, bone=1000.0, marrow=450.0, fat=-100.0, soft=45.0,
+           gland=35.0, fluid=8.0, ed=22.0, et=40.0, air=-1000.0)  # fmt: skip
+
+#: Extra-cerebral MET-avid structures: name -> (LPS centre mm, radii mm), x mirrored if "+-".
+_GLANDS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "parotid_left": ((50.0, 15.0, -54.0), (9.0, 13.0, 17.0)),
+    "parotid_right": ((-50.0, 15.0, -54.0), (9.0, 13.0, 17.0)),
+    "submandibular_left": ((30.0, -5.0, -76.0), (8.0, 11.0, 8.0)),
+    "submandibular_right": ((-30.0, -5.0, -76.0), (8.0, 11.0, 8.0)),
+    "nasal_mucosa": ((0.0, -50.0, -45.0), (10.0, 20.0, 15.0)),
+}
+_CLIVUS = ((0.0, 3.0, -42.0), (6.0, 7.0, 12.0))
+
+
+@dataclass(frozen=True)
+class PostopClinical:
+    """Patient and post-operative outcome of a post-operative phantom.
+
+    Attributes
+    ----------
+    seed : int
+        Phantom seed.
+    age_years : float
+        Age at surgery (years).
+    sex : str
+        ``"M"`` or ``"F"``.
+    weight_kg : float
+        Body weight (for SUVbw).
+    mgmt_methylated : bool
+        MGMT promoter methylation.
+    residual_present : bool
+        Whether biological residual tumour was left (about half of the seeds).
+    residual_ml : float
+        Biological residual tumour volume (enhancing + infiltrative), 0 when absent.
+    cavity_ml : float
+        Resection cavity volume.
+    ttr_days, ttr_event : float, bool
+        Time to recurrence and whether recurrence was observed.
+    os_days, os_event : float, bool
+        Overall survival and whether death was observed.
+    lp_ttr, lp_os : float
+        True linear predictors (log hazard ratios) of the outcome model.
+    """
+
+    seed: int
+    age_years: float
+    sex: str
+    weight_kg: float
+    mgmt_methylated: bool
+    residual_present: bool
+    residual_ml: float
+    cavity_ml: float
+    ttr_days: float
+    ttr_event: bool
+    os_days: float
+    os_event: bool
+    lp_ttr: float
+    lp_os: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dictionary."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class PostopSubject:
+    """A simulated post-operative subject in template space (LPS, identity direction).
+
+    Attributes
+    ----------
+    seed : int
+        Phantom seed.
+    size : str
+        ``"small"`` (2 mm) or ``"full"`` (1 mm); the grid of :func:`simulate_subject`.
+    t1, t1c, t2, flair : SimpleITK.Image
+        MR images (float32, white matter ~ 1 on T1).
+    pet : SimpleITK.Image
+        MET uptake in SUVbw (float32), 5 mm FWHM PSF, plus noise when augmented.
+    labels : SimpleITK.Image
+        uint8: 1 resection cavity, 2 oedema/FLAIR hyperintensity, 3 residual enhancing tumour.
+    residual : SimpleITK.Image
+        uint8 biological residual tumour (enhancing + infiltrative with MET uptake); all zero
+        when ``clinical.residual_present`` is False.
+    ctv : SimpleITK.Image
+        uint8 ESTRO-EANO CTV: (cavity + residual enhancement) + 15 mm, clipped to the brain.
+    brain_mask : SimpleITK.Image
+        uint8 brain mask (cavity included).
+    clinical : PostopClinical
+        Patient and outcome.
+    """
+
+    seed: int
+    size: str
+    t1: sitk.Image
+    t1c: sitk.Image
+    t2: sitk.Image
+    flair: sitk.Image
+    pet: sitk.Image
+    labels: sitk.Image
+    residual: sitk.Image
+    ctv: sitk.Image
+    brain_mask: sitk.Image
+    clinical: PostopClinical
+
+
+@dataclass(frozen=True)
+class _PostopDraw:
+    residual_present: bool
+    nodule_ml: float
+    infiltration_mm: float
+    oedema_keep: float
+    margin_thickness_mm: float
+    margin_enhancement: float
+    margin_tbr: float
+    nodule_tbr: float
+    infiltrative_tbr: float
+    marrow_suv: float
+    scalp_suv: float
+    gland_suv: dict[str, float]
+
+
+@dataclass(frozen=True, eq=False)
+class _PostopClean:
+    """Noise-free post-operative arrays on the simulation grid (internal, cached)."""
+
+    seed: int
+    size: str
+    grid: Grid
+    images: dict[str, FloatArray]  # T1, T2, FLAIR, T1c (MR units), PET (SUV, blurred), CT (HU)
+    labels: npt.NDArray[np.uint8]
+    residual: BoolArray
+    margin: BoolArray
+    ctv: npt.NDArray[np.uint8]
+    brain_mask: BoolArray
+    reference_suv: float
+    contralateral: BoolArray
+    preop: ClinicalVariables
+    clinical: PostopClinical
+
+
+def _draw(rng: np.random.Generator) -> _PostopDraw:
+    present = bool(rng.random() < 0.5)
+    return _PostopDraw(
+        residual_present=present,
+        nodule_ml=float(math.exp(rng.uniform(math.log(0.5), math.log(8.0)))),
+        infiltration_mm=float(rng.uniform(4.0, 9.0)),
+        oedema_keep=float(rng.uniform(0.30, 0.65)),
+        margin_thickness_mm=float(rng.uniform(1.0, 2.0)),
+        margin_enhancement=float(rng.uniform(1.30, 1.60)),
+        margin_tbr=float(rng.uniform(1.10, 1.25)),
+        nodule_tbr=float(rng.uniform(1.9, 3.0)),
+        infiltrative_tbr=float(rng.uniform(1.6, 2.0)),
+        marrow_suv=float(rng.uniform(1.4, 2.0)),
+        scalp_suv=float(rng.uniform(1.2, 1.6)),
+        gland_suv={
+            "parotid": float(rng.uniform(2.5, 3.8)),
+            "submandibular": float(rng.uniform(2.2, 3.4)),
+            "nasal_mucosa": float(rng.uniform(1.8, 2.6)),
+        },
+    )
+
+
+def _edt_outside(mask: BoolArray, spacing: float) -> FloatArray:
+    """Euclidean distance (mm) from ``mask`` for voxels outside it (0 inside)."""
+    if not mask.any():
+        return np.full(mask.shape, 1e3, dtype=np.float32)
+    return np.asarray(ndimage.distance_transform_edt(~mask, sampling=spacing), dtype=np.float32)
+
+
+def _box(mask: BoolArray, pad_vox: int) -> tuple[slice, slice, slice]:
+    idx = np.nonzero(mask)
+    return tuple(  # type: ignore[return-value]
+        slice(max(0, int(i.min()) - pad_vox), min(n, int(i.max()) + pad_vox + 1))
+        for i, n in zip(idx, mask.shape, strict=True)
+    )
+
+
+def _ellipsoid(
+    grid: Grid, centre: tuple[float, float, float], radii: tuple[float, float, float]
+) -> FloatArray:
+    """Soft (1 mm edge) ellipsoid indicator on the grid; ``centre``/``radii`` as ``(x, y, z)``."""
+    z, y, x = grid.axes()
+    r = np.sqrt(
+        ((x - centre[0]) / radii[0]) ** 2
+        + ((y - centre[1]) / radii[1]) ** 2
+        + ((z - centre[2]) / radii[2]) ** 2
+    )
+    edge = 1.0 / min(radii)
+    return np.asarray(np.clip((1.0 - r) / edge + 0.5, 0.0, 1.0), dtype=np.float32)
+
+
+def _weibull(rng: np.random.Generator, shape: float, median: float, lp: float) -> float:
+    scale = median / math.log(2.0) ** (1.0 / shape)
+    u = float(rng.random())
+    return float(scale * (-math.log(1.0 - u) / math.exp(lp)) ** (1.0 / shape))
+
+
+def _outcome(
+    rng: np.random.Generator, pre: ClinicalVariables, present: bool, residual_ml: float
+) -> tuple[float, bool, float, bool, float, float]:
+    age10 = (pre.age_years - 60.0) / 10.0
+    lp_ttr = (
+        0.70 * present
+        + 0.30 * math.log1p(residual_ml)
+        + 0.20 * age10
+        - 0.50 * pre.mgmt_methylated
+        - 0.60 * pre.idh_mutant
+        + 0.10 * pre.egfr_amplified
+    )
+    lp_os = (
+        0.45 * present
+        + 0.25 * math.log1p(residual_ml)
+        + 0.35 * age10
+        - 0.55 * pre.mgmt_methylated
+        - 0.80 * pre.idh_mutant
+        + 0.10 * pre.egfr_amplified
+    )
+    t_rec = _weibull(rng, 1.3, 270.0, lp_ttr)
+    t_death = _weibull(rng, 1.5, 540.0, lp_os)
+    censor = float(rng.uniform(250.0, 1800.0))
+    os_days = float(max(1, round(min(t_death, censor))))
+    ttr_days = float(max(1, round(min(t_rec, t_death, censor))))
+    return (
+        min(ttr_days, os_days),
+        bool(t_rec <= min(t_death, censor)),
+        os_days,
+        bool(t_death <= censor),
+        round(lp_ttr, 6),
+        round(lp_os, 6),
+    )
+
+
+def _geometry(
+    clean_labels: npt.NDArray[np.uint8],
+    core_distance: FloatArray,
+    brain: BoolArray,
+    csf: FloatArray,
+    draw: _PostopDraw,
+    rng: np.random.Generator,
+    spacing: float,
+) -> tuple[BoolArray, BoolArray, BoolArray, BoolArray, BoolArray]:
+    """Cavity, oedema, nodule, infiltrative residual and margin shell (inside a box)."""
+    vv = spacing**3 / 1000.0
+    core = (clean_labels == LABEL_NECROSIS) | (clean_labels == LABEL_ENHANCING)
+    cavity = core.copy()
+    d_cav = _edt_outside(cavity, spacing)
+    tissue = brain & (csf < 0.5) & ~cavity
+    nodule = np.zeros_like(cavity)
+    infiltrative = np.zeros_like(cavity)
+    if draw.residual_present:
+        candidates = np.argwhere(tissue & (d_cav > 0) & (d_cav <= spacing * 1.75))
+        seed_pt = candidates[int(rng.integers(len(candidates)))].astype(np.float32)
+        shape = cavity.shape
+        zz, yy, xx = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in shape), indexing="ij")
+        dist = (
+            np.sqrt((zz - seed_pt[0]) ** 2 + (yy - seed_pt[1]) ** 2 + (xx - seed_pt[2]) ** 2)
+            * spacing
+        )
+        noise = ndimage.gaussian_filter(
+            rng.standard_normal(shape).astype(np.float32), 3.0 / spacing
+        )
+        noise /= max(float(noise.std()), 1e-6)
+        field = dist / 10.0 + 0.25 * noise
+        allowed = tissue & (d_cav <= 12.0)
+        n_target = max(4, round(draw.nodule_ml / vv))
+        values = np.where(allowed, field, np.inf).ravel()
+        n_target = min(n_target, int(np.isfinite(values).sum()))
+        order = np.argpartition(values, n_target - 1)[:n_target]
+        nodule.ravel()[order] = True
+        d_nod = _edt_outside(nodule, spacing)
+        infiltrative = (
+            tissue & ~nodule & (d_nod <= draw.infiltration_mm) & (d_cav <= 20.0) & (d_cav > 0)
+        )
+    else:
+        d_nod = np.full(cavity.shape, 1e3, dtype=np.float32)
+    preop_ed = (clean_labels == _PREOP_OEDEMA) & ~cavity
+    if preop_ed.any():
+        limit = float(np.quantile(core_distance[preop_ed], draw.oedema_keep))
+        oedema = preop_ed & (core_distance <= limit)
+    else:
+        oedema = np.zeros_like(cavity)
+    oedema |= infiltrative
+    oedema |= tissue & (d_nod <= draw.infiltration_mm + 4.0)
+    oedema &= ~nodule & ~cavity
+    margin = tissue & ~nodule & (d_cav > 0) & (d_cav <= max(2.0, spacing) * 1.01)
+    return cavity, oedema, nodule, infiltrative, margin
+
+
+@functools.lru_cache(maxsize=2)
+def _postop_clean(seed: int, size: str) -> _PostopClean:
+    check_args(seed, size)
+    pre = simulate_clean(seed, size)
+    anat = anatomy(size)
+    grid = pre.grid
+    sp = grid.spacing
+    vv = grid.voxel_volume_ml
+    t = pre.tumour
+    draw = _draw(rng_stream(seed, _STREAM_CLINICAL))
+
+    # Geometry, inside a box around the whole tumour.
+    box = _box(t.labels > 0, math.ceil(_BOX_PAD_MM / sp))
+    parts = _geometry(
+        t.labels[box],
+        t.core_distance[box],
+        t.brain_mask[box],
+        t.csf[box],
+        draw,
+        rng_stream(seed, _STREAM_SHAPE),
+        sp,
+    )
+    cavity, oedema, nodule, infiltrative, margin = (np.zeros(grid.shape, bool) for _ in range(5))
+    for full, local in zip((cavity, oedema, nodule, infiltrative, margin), parts, strict=True):
+        full[box] = local
+    residual = nodule | infiltrative
+    labels = np.zeros(grid.shape, np.uint8)
+    labels[oedema] = LABEL_OEDEMA
+    labels[cavity] = LABEL_CAVITY
+    labels[nodule] = LABEL_RESIDUAL_ENHANCING
+    residual_ml = round(float(residual.sum()) * vv, 3)
+    cavity_ml = round(float(cavity.sum()) * vv, 3)
+
+    # Extra-cerebral glands and clivus (outside the brain hull only).
+    outside = np.clip((anat.hull_distance - 2.0) / 2.0, 0.0, 1.0).astype(np.float32)
+    glands: dict[str, FloatArray] = {}
+    for name, (centre, radii) in _GLANDS.items():
+        kind = name.rsplit("_", 1)[0] if name.startswith(("parotid", "submand")) else name
+        ind = _ellipsoid(grid, centre, radii) * outside
+        glands[kind] = np.maximum(glands.get(kind, np.zeros_like(ind)), ind)
+    clivus = _ellipsoid(grid, *_CLIVUS) * outside
+    gland_total = np.clip(sum(glands.values(), np.zeros(grid.shape, np.float32)), 0.0, 1.0)
+    keep = 1.0 - np.maximum(gland_total, clivus)
+    diploe = (anat.hull_distance < 6.5).astype(np.float32)
+    fat = anat.fat * keep
+    tissue = {
+        "gm": t.gm,
+        "wm": t.wm,
+        "csf": t.csf,
+        "bone": anat.bone * keep + clivus * 0.4,
+        "marrow": fat * diploe + clivus * 0.6,
+        "fat": fat * (1.0 - diploe),
+        "soft": anat.soft * keep,
+        "gland": gland_total,
+    }
+    skin = (anat.hull_distance > 10.5).astype(np.float32) * tissue["soft"]
+
+    # Tumour indicators with partial volume at the label borders.
+    sigma = 0.6 / sp
+    ind = {
+        k: np.asarray(ndimage.gaussian_filter(m.astype(np.float32), sigma))
+        for k, m in (("cav", cavity), ("ed", oedema), ("et", nodule))
+    }
+    normal_w = np.clip(1.0 - ind["cav"] - ind["ed"] - ind["et"], 0.0, 1.0)
+    brain_frac = np.maximum(t.gm + t.wm + t.csf, 1e-3)
+    het = t.heterogeneity
+    rng = rng_stream(seed, _STREAM_APPEARANCE)
+    white = rng.standard_normal(grid.shape, dtype=np.float32)
+    texture_n = ndimage.gaussian_filter(white, 1.0 / sp)
+    texture = 1.0 + 0.02 * texture_n / max(float(texture_n.std()), 1e-6)
+    margin_w = np.float32(min(1.0, draw.margin_thickness_mm / max(2.0, sp)))
+    base = pre.clinical.tumour
+
+    images: dict[str, FloatArray] = {}
+    for role in MR_ROLES:
+        table = {k: v * float(1.0 + rng.normal(0.0, 0.03)) for k, v in _CLASS[role].items()}
+        table["marrow"] = table["fat"]
+        table["gland"] = table["soft"] * 1.1
+        if role == "T1c":
+            table["et"] = base.enhancement_ratio * table["wm"]
+        normal = sum((tissue[c] * table[c] for c in tissue), np.zeros(grid.shape, np.float32))
+        local_brain = (t.gm * table["gm"] + t.wm * table["wm"] + t.csf * table["csf"]) / brain_frac
+        ed = (local_brain + (table["ed"] - local_brain) * 0.75) * (1.0 + 0.05 * het)
+        et = table["et"] * (1.0 + 0.10 * het)
+        img = normal * normal_w + ind["cav"] * _FLUID[role] + ind["ed"] * ed + ind["et"] * et
+        if role == "T1c":
+            mw = margin.astype(np.float32) * margin_w
+            img = img * (1.0 - mw) + mw * (draw.margin_enhancement * table["wm"])
+        images[role] = np.asarray(np.clip(img * texture, 0.0, None), dtype=np.float32)
+
+    # MET-PET (SUV).
+    pet_table = dict(gm=1.35, wm=0.85, csf=0.30, bone=0.50, marrow=draw.marrow_suv, fat=0.40,
+                     soft=1.00)  # fmt: skip
+    pet_table = {k: v * float(1.0 + rng.normal(0.0, 0.03)) for k, v in pet_table.items()}
+    pet = sum((tissue[c] * pet_table[c] for c in pet_table), np.zeros(grid.shape, np.float32))
+    pet = pet + skin * np.float32(draw.scalp_suv - pet_table["soft"])
+    for kind, gland in glands.items():
+        pet = pet + gland * np.float32(draw.gland_suv[kind])
+    x_axis = grid.axes()[2]
+    side = np.sign(float(base.centre_template_mm[0]))
+    contralateral = t.brain_mask & (t.csf < 0.5) & (x_axis * side < -5.0)
+    reference = float(pet[contralateral].mean())
+    pet = pet * normal_w + ind["cav"] * 0.25 + ind["ed"] * (pet * 0.95)
+    pet = np.where(margin, np.float32(draw.margin_tbr * reference), pet)
+    pet = np.where(infiltrative, draw.infiltrative_tbr * reference * (1.0 + 0.08 * het), pet)
+    pet = np.where(nodule, draw.nodule_tbr * reference * (1.0 + 0.10 * het), pet)
+    pet = ndimage.gaussian_filter(pet.astype(np.float32), _PET_FWHM_MM / 2.3548 / sp)
+    images["PET"] = np.asarray(np.clip(pet, 0.0, None), dtype=np.float32)
+
+    # CT (HU).
+    air = np.clip(1.0 - sum(tissue.values(), np.zeros(grid.shape, np.float32)), 0.0, 1.0)
+    hu = sum((tissue[c] * np.float32(_HU[c]) for c in tissue), air * np.float32(_HU["air"]))
+    hu = hu * normal_w + ind["cav"] * _HU["fluid"] + ind["ed"] * _HU["ed"] + ind["et"] * _HU["et"]
+    images["CT"] = np.asarray(hu, dtype=np.float32)
+
+    # CTV on the simulation grid.
+    brain_img = grid.to_image(t.brain_mask.astype(np.uint8))
+    ctv = derive_ctv(
+        brain_img,
+        cavity=grid.to_image(cavity.astype(np.uint8)),
+        residual_enhancement=grid.to_image(nodule.astype(np.uint8)) if nodule.any() else None,
+    ).ctv
+    ctv_arr = sitk.GetArrayFromImage(ctv).astype(np.uint8)
+
+    ttr, ttr_event, os_days, os_event, lp_ttr, lp_os = _outcome(
+        rng_stream(seed, _STREAM_OUTCOME), pre.clinical, draw.residual_present, residual_ml
+    )
+    clinical = PostopClinical(
+        seed=seed,
+        age_years=float(pre.clinical.age_years),
+        sex=pre.clinical.sex,
+        weight_kg=pre.clinical.weight_kg,
+        mgmt_methylated=pre.clinical.mgmt_methylated,
+        residual_present=draw.residual_present,
+        residual_ml=residual_ml,
+        cavity_ml=cavity_ml,
+        ttr_days=ttr,
+        ttr_event=ttr_event,
+        os_days=os_days,
+        os_event=os_event,
+        lp_ttr=lp_ttr,
+        lp_os=lp_os,
+    )
+    return _PostopClean(
+        seed=seed,
+        size=size,
+        grid=grid,
+        images=images,
+        labels=labels,
+        residual=residual,
+        margin=margin,
+        ctv=ctv_arr,
+        brain_mask=t.brain_mask,
+        reference_suv=reference,
+        contralateral=contralateral,
+        preop=pre.clinical,
+        clinical=clinical,
+    )
+
+
+def simulate_postop(seed: int, size: str = "small", *, augment: bool = True) -> PostopSubject:
+    """Simulate one post-operative glioblastoma subject in template space (no DICOM).
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative seed; the pre-operative subject of the same seed is the starting point.
+    size : {"small", "full"}, optional
+        ``"small"``: 2 mm grid (fast); ``"full"``: 1 mm grid.
+    augment : bool, optional
+        If True (default) MR images get a bias field and Rician noise and the PET Gaussian
+        noise; anatomy, labels and outcome are identical either way.
+
+    Returns
+    -------
+    PostopSubject
+        Images, labels, residual, CTV, brain mask and clinical outcome.
+
+    Raises
+    ------
+    PhantomError
+        If the seed or size is invalid.
+    """
+    clean = _postop_clean(seed, size)
+    grid = clean.grid
+    images = {role: clean.images[role] for role in (*MR_ROLES, "PET")}
+    if augment:
+        rng = rng_stream(seed, _STREAM_AUGMENT)
+        axes = grid.axes()
+        for role in MR_ROLES:
+            biased = images[role] * bias_field(rng, axes, 0.08)
+            images[role] = rician(rng, biased, NOISE_FRACTION[role])
+        pet = images["PET"]
+        noisy = pet + rng.normal(0.0, 1.0, pet.shape).astype(np.float32) * 0.06 * np.sqrt(pet)
+        images["PET"] = np.asarray(np.clip(noisy, 0.0, None), dtype=np.float32)
+    return PostopSubject(
+        seed=seed,
+        size=size,
+        t1=grid.to_image(images["T1"]),
+        t1c=grid.to_image(images["T1c"]),
+        t2=grid.to_image(images["T2"]),
+        flair=grid.to_image(images["FLAIR"]),
+        pet=grid.to_image(images["PET"]),
+        labels=grid.to_image(clean.labels),
+        residual=grid.to_image(clean.residual.astype(np.uint8)),
+        ctv=grid.to_image(clean.ctv),
+        brain_mask=grid.to_image(clean.brain_mask.astype(np.uint8)),
+        clinical=clean.clinical,
+    )
+
+
+#: Low-dose CT of the PET/CT (attenuation correction), axial, no gantry tilt.
+CT_PROTOCOL = Protocol(
+    "CT", 2, "CT LowDose Kopf 3.0 Hr38", "tra", "3D",
+    {"full": (256, 256, 90), "small": (128, 128, 60)},
+    {"full": 0.9375, "small": 1.875}, {"full": 2.0, "small": 3.0}, {"full": 2.0, "small": 3.0},
+    6.0, 0.0,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PostopStudies:
+    """The two written post-operative studies of one phantom patient and their ground truth.
+
+    Attributes
+    ----------
+    out_dir : pathlib.Path
+        Root folder.
+    seed : int
+        Phantom seed.
+    size : str
+        ``"small"`` or ``"full"``.
+    patient_id, patient_name : str
+        Shared by both studies (the pre-operative phantom's patient of the same seed).
+    mr_study_uid : str
+        StudyInstanceUID of the post-operative MR study.
+    mr_dir : pathlib.Path
+        Folder holding the MR study's series folders (T1, T2, FLAIR, T1c, RTSTRUCT).
+    petct_study_uid : str
+        StudyInstanceUID of the PET/CT study.
+    petct_dir : pathlib.Path
+        Folder holding the PET/CT study's series folders (CT, PET).
+    mr_date, pet_date : datetime.date
+        Study dates; the PET/CT is 1-10 days after the MR.
+    rtstruct_path : pathlib.Path or None
+        RT Structure Set (ROIs "CTV" and "GTV"), when asked for.
+    labels_t1c_native_path : pathlib.Path
+        Post-operative labels on the T1c DICOM grid (ImageSeriesReader geometry).
+    ctv_t1c_native_path : pathlib.Path
+        Truth CTV on the T1c DICOM grid.
+    residual_pet_native_path : pathlib.Path
+        Biological residual tumour on the PET DICOM grid.
+    pet_suv_native_path : pathlib.Path
+        Noise-free SUVbw on the PET DICOM grid.
+    clinical_json_path : pathlib.Path
+        Clinical variables and outcome as JSON.
+    clinical : PostopClinical
+        The clinical variables.
+    """
+
+    out_dir: Path
+    seed: int
+    size: str
+    patient_id: str
+    patient_name: str
+    mr_study_uid: str
+    mr_dir: Path
+    petct_study_uid: str
+    petct_dir: Path
+    mr_date: dt.date
+    pet_date: dt.date
+    rtstruct_path: Path | None
+    labels_t1c_native_path: Path
+    ctv_t1c_native_path: Path
+    residual_pet_native_path: Path
+    pet_suv_native_path: Path
+    clinical_json_path: Path
+    clinical: PostopClinical
+
+
+def _drop_specks(mask: BoolArray, min_pixels: int = 3) -> BoolArray:
+    """Remove in-slice islands smaller than ``min_pixels`` (rt-utils cannot fill 1-point
+    contours)."""
+    out = mask.copy()
+    eight = np.ones((3, 3), dtype=bool)
+    for k in range(out.shape[0]):
+        if not out[k].any():
+            continue
+        lab, n = ndimage.label(out[k], structure=eight)
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
+        small = np.nonzero(sizes < min_pixels)[0]
+        small = small[small > 0]
+        if small.size:
+            out[k][np.isin(lab, small)] = False
+    return out
+
+
+def _write_rtstruct(
+    folder: Path,
+    t1c_dir: Path,
+    info: _dicom.StudyInfo,
+    masks: dict[str, npt.NDArray[np.uint8]],
+) -> Path:
+    """Write an RT Structure Set on the T1c series with rt-utils; return its path."""
+    from rt_utils import RTStructBuilder  # heavy import (OpenCV): only when asked for
+
+    with warnings.catch_warnings():
+        # rt-utils sets FileDataset.is_little_endian/is_implicit_VR (deprecated in pydicom 3).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        rt = RTStructBuilder.create_new(dicom_series_path=str(t1c_dir))
+    colours = {"CTV": [255, 128, 0], "GTV": [255, 0, 0]}
+    for name, arr in masks.items():
+        # rt-utils masks are (rows, columns, slices), slices sorted along the normal.
+        mask = np.ascontiguousarray(_drop_specks(arr.astype(bool)).transpose(1, 2, 0))
+        if mask.any():
+            rt.add_roi(mask=mask, name=name, color=colours.get(name), approximate_contours=False)
+    ds = rt.ds
+    for roi in ds.ROIContourSequence:
+        for contour in roi.ContourSequence:
+            contour.ContourData = [_dicom.ds_str(round(float(v), 4)) for v in contour.ContourData]
+    sop_uid = info.uid("rtstruct", "instance")
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPInstanceUID = sop_uid
+    ds.SeriesInstanceUID = info.uid("rtstruct", "series")
+    ds.SeriesNumber = 200
+    ds.SeriesDescription = "CTV ESTRO-EANO 15 mm (PHANTOM, research use only)"
+    ds.StructureSetLabel = "CTV"
+    ds.StructureSetName = "Phantom truth"
+    when = info.study_start + dt.timedelta(hours=2)
+    for attr in ("InstanceCreation", "StructureSet", "Series"):
+        setattr(ds, f"{attr}Date", when.strftime("%Y%m%d"))
+        setattr(ds, f"{attr}Time", when.strftime("%H%M%S"))
+    ds.Manufacturer = "RGCDS"
+    ds.ManufacturerModelName = "rgcds.phantom (rt-utils)"
+    ds.InstitutionName = "RGCDS PHANTOM HOSPITAL"
+    ds.ReferringPhysicianName = "PHANTOM^REFERRER"
+    ds.AccessionNumber = info.accession
+    ds.OperatorsName = ""
+    ds.FrameOfReferenceUID = info.mr_frame_of_reference_uid
+    ds.PositionReferenceIndicator = ""
+    ds.PatientIdentityRemoved = "NO"
+    names = {int(r.ROINumber): str(r.ROIName) for r in ds.StructureSetROISequence}
+    for obs in ds.RTROIObservationsSequence:
+        name = names.get(int(obs.ReferencedROINumber), "")
+        obs.RTROIInterpretedType = "CTV" if name == "CTV" else "GTV"
+        obs.ROIObservationLabel = name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "RS0001.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_postop_study(
+    out_dir: Path, seed: int = 1, *, size: str = "small", rtstruct: bool = False
+) -> PostopStudies:
+    """Simulate a post-operative patient and write an MR study and a MET-PET/CT study.
+
+    Layout under ``out_dir``::
+
+        mr/<NNN>_<SeriesDescription>/IM0001.dcm ...   T1, T2, FLAIR, T1c (+ RTSTRUCT)
+        petct/<NNN>_<SeriesDescription>/IM0001.dcm ...  CT, PET
+        truth/labels_t1c_native.nii.gz, ctv_t1c_native.nii.gz, residual_pet_native.nii.gz,
+        truth/pet_suv_native.nii.gz, clinical.json
+
+    The MR series share one FrameOfReferenceUID; CT and PET share another (same scanner and
+    table position; PET and CT poses are identical), so PET must be registered to MR.
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        Output folder (created; files with the same names are overwritten).
+    seed : int, optional
+        Non-negative seed.
+    size : {"small", "full"}, optional
+        Simulation grid and matrices (see :func:`rgcds.phantom.write_study`).
+    rtstruct : bool, optional
+        Also write an RT Structure Set (ROIs "CTV" and "GTV") referencing the T1c series.
+
+    Returns
+    -------
+    PostopStudies
+        Where everything is and what it contains.
+
+    Raises
+    ------
+    PhantomError
+        If the seed or size is invalid.
+    """
+    check_args(seed, size)
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    clean = _postop_clean(seed, size)
+    grid = clean.grid
+    base = _study_info(seed, size, clean.preop)
+    rng_dicom = rng_stream(seed, _STREAM_DICOM)
+    mr_day = base.study_start.date() + dt.timedelta(days=int(rng_dicom.integers(3, 7)))
+    mr_start = dt.datetime.combine(mr_day, dt.time(7, 30)) + dt.timedelta(
+        minutes=int(rng_dicom.integers(0, 8 * 60))
+    )
+    pet_day = mr_day + dt.timedelta(days=int(rng_dicom.integers(1, 11)))
+    pet_start = dt.datetime.combine(pet_day, dt.time(7, 30)) + dt.timedelta(
+        minutes=int(rng_dicom.integers(0, 6 * 60))
+    )
+    info_mr = dataclasses.replace(
+        base,
+        study_uid=_dicom.make_uid(seed, size, "postop", "study", "MR"),
+        study_id=f"PO{seed % 10**8}",
+        accession=f"POM{seed % 10**9:09d}",
+        study_start=mr_start,
+        mr_frame_of_reference_uid=_dicom.make_uid(seed, size, "postop", "for", "MR"),
+        pet_frame_of_reference_uid=_dicom.make_uid(seed, size, "postop", "for", "PETCT"),
+        study_description="MR Kopf postoperativ mit KM^Glioblastom (PHANTOM)",
+        uid_namespace=("postop", "MR"),
+    )
+    info_pet = dataclasses.replace(
+        info_mr,
+        study_uid=_dicom.make_uid(seed, size, "postop", "study", "PETCT"),
+        study_id=f"PP{seed % 10**8}",
+        accession=f"POP{seed % 10**9:09d}",
+        study_start=pet_start,
+        study_description="PET/CT Hirn [11C]Methionin postoperativ (PHANTOM)",
+        uid_namespace=("postop", "PETCT"),
+    )
+    rng_geom = rng_stream(seed, _STREAM_GEOMETRY)
+    poses = draw_poses(rng_geom)
+    geometries = {
+        role: series_geometry(PROTOCOLS[role], size, poses[role], rng_geom)
+        for role in (*MR_ROLES, "PET")
+    }
+    ct_geometry = series_geometry(CT_PROTOCOL, size, poses["PET"], rng_geom)
+    rng_noise = rng_stream(seed, _STREAM_NOISE)
+    mr_dir = out_dir / "mr"
+    petct_dir = out_dir / "petct"
+    truth_dir = out_dir / "truth"
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    n_instances = 0
+    folders: dict[str, Path] = {}
+    for role in MR_ROLES:
+        protocol = PROTOCOLS[role]
+        folder = mr_dir / _folder_name(protocol.series_number, protocol.description)
+        source = grid.to_image(clean.images[role])
+        _, n = write_mr_role(
+            folder, info_mr, role, geometries[role], poses[role], source, grid.spacing, rng_noise
+        )
+        folders[role] = folder
+        n_instances += n
+
+    # PET/CT: the CT first (attenuation correction), then the PET.
+    ct_hu = resample(grid.to_image(clean.images["CT"]), ct_geometry, poses["PET"])
+    ct_hu = ct_hu + rng_noise.normal(0.0, 8.0, ct_hu.shape).astype(np.float32)
+    ct_folder = petct_dir / _folder_name(CT_PROTOCOL.series_number, CT_PROTOCOL.description)
+    _, n = _dicom.write_ct_series(
+        ct_folder, info_pet, CT_PROTOCOL, ct_geometry, ct_hu, pet_start + dt.timedelta(minutes=40)
+    )
+    n_instances += n
+    pet_protocol = PROTOCOLS["PET"]
+    pet_folder = petct_dir / _folder_name(pet_protocol.series_number, pet_protocol.description)
+    _, n, _, suv_clean = write_pet_role(
+        pet_folder,
+        info_pet,
+        geometries["PET"],
+        poses["PET"],
+        grid.to_image(clean.images["PET"]),
+        grid.spacing,
+        rng_noise,
+        rng_stream(seed, _STREAM_DICOM + 100),
+    )
+    n_instances += n
+
+    # Ground truth.
+    def native(array: npt.NDArray[np.generic], role: str) -> npt.NDArray[np.uint8]:
+        out = resample(
+            grid.to_image(array),
+            geometries[role],
+            poses[role],
+            interpolator=sitk.sitkNearestNeighbor,
+        )
+        return np.rint(out).astype(np.uint8)
+
+    labels_native = native(clean.labels, "T1c")
+    ctv_native = native(clean.ctv, "T1c")
+    residual_native = native(clean.residual.astype(np.uint8), "PET")
+    paths = {
+        "labels": truth_dir / "labels_t1c_native.nii.gz",
+        "ctv": truth_dir / "ctv_t1c_native.nii.gz",
+        "residual": truth_dir / "residual_pet_native.nii.gz",
+        "pet": truth_dir / "pet_suv_native.nii.gz",
+    }
+    for key, arr, role in (
+        ("labels", labels_native, "T1c"),
+        ("ctv", ctv_native, "T1c"),
+        ("residual", residual_native, "PET"),
+        ("pet", suv_clean, "PET"),
+    ):
+        sitk.WriteImage(_image_on(geometries[role], arr), str(paths[key]), useCompression=True)
+
+    rt_path: Path | None = None
+    if rtstruct:
+        gtv = (labels_native == LABEL_CAVITY) | (labels_native == LABEL_RESIDUAL_ENHANCING)
+        rt_path = _write_rtstruct(
+            mr_dir / "200_RTSTRUCT_CTV",
+            folders["T1c"],
+            info_mr,
+            {"CTV": ctv_native, "GTV": gtv.astype(np.uint8)},
+        )
+        n_instances += 1
+
+    clinical_path = truth_dir / "clinical.json"
+    payload = {
+        "schema": "rgcds.phantom.postop/1",
+        "size": size,
+        "label_values": {"resection_cavity": 1, "oedema": 2, "residual_enhancing_tumour": 3},
+        "mr_date": mr_day.isoformat(),
+        "pet_date": pet_day.isoformat(),
+        "reference_suv_template": round(clean.reference_suv, 4),
+        **clean.clinical.to_dict(),
+    }
+    clinical_path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    logger.info(
+        "phantom.postop_written",
+        mr_study_uid=str(info_mr.study_uid),
+        petct_study_uid=str(info_pet.study_uid),
+        seed=seed,
+        size=size,
+        n_instances=n_instances,
+        seconds=round(time.perf_counter() - t0, 2),
+    )
+    return PostopStudies(
+        out_dir=out_dir,
+        seed=seed,
+        size=size,
+        patient_id=base.patient_id,
+        patient_name=base.patient_name,
+        mr_study_uid=str(info_mr.study_uid),
+        mr_dir=mr_dir,
+        petct_study_uid=str(info_pet.study_uid),
+        petct_dir=petct_dir,
+        mr_date=mr_day,
+        pet_date=pet_day,
+        rtstruct_path=rt_path,
+        labels_t1c_native_path=paths["labels"],
+        ctv_t1c_native_path=paths["ctv"],
+        residual_pet_native_path=paths["residual"],
+        pet_suv_native_path=paths["pet"],
+        clinical_json_path=clinical_path,
+        clinical=clean.clinical,
+    )
