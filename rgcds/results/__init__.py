@@ -28,6 +28,7 @@ from rgcds.results.content import (
     Location,
     ModelProvenance,
     PetImages,
+    PetMasks,
     PetRegistration,
     PetReport,
     PetSegment,
@@ -46,6 +47,7 @@ from rgcds.results.content import (
     SourceSeries,
     StudyIdentity,
     SurvivalPrediction,
+    pet_masks_by_segment,
 )
 from rgcds.results.export import (
     Delivery,
@@ -81,6 +83,7 @@ __all__ = [
     "ObjectKind",
     "Outbox",
     "PetImages",
+    "PetMasks",
     "PetRegistration",
     "PetReport",
     "PetSegment",
@@ -113,6 +116,7 @@ __all__ = [
     "deliver_due",
     "enqueue",
     "key_slices",
+    "pet_masks_by_segment",
     "pet_segment_numbers",
     "render_pdf",
     "result_key",

@@ -362,6 +362,39 @@ class PetSegment(StrEnum):
     CTV = "Clinical target volume"
     """The radiotherapy CTV (from an RT Structure Set, or derived)."""
 
+    @property
+    def short_name(self) -> str:
+        """``BTV``, ``RESIDUAL`` or ``CTV``."""
+        return self.name
+
+    @classmethod
+    def parse(cls, name: str) -> PetSegment:
+        """The segment named ``name``: its label or short name (``BTV``, ``RESIDUAL``,
+        ``CTV``), case-insensitive.
+
+        Raises
+        ------
+        ValueError
+            If ``name`` is no PET segment.
+        """
+        key = str(name).strip().upper()
+        for segment in cls:
+            if key in (segment.name, segment.value.upper()):
+                return segment
+        raise ValueError(
+            f"{name!r} is not a PET segment; use BTV, RESIDUAL or CTV (or their labels)."
+        )
+
+
+PetMasks = Mapping[PetSegment, npt.NDArray[np.bool_]] | Mapping[str, npt.NDArray[np.bool_]]
+"""Segment -> boolean mask; keys are :class:`PetSegment` members or their short names
+(``"BTV"``, ``"RESIDUAL"``, ``"CTV"``) or labels."""
+
+
+def pet_masks_by_segment(masks: PetMasks) -> dict[PetSegment, npt.NDArray[np.bool_]]:
+    """``masks`` keyed by :class:`PetSegment` (see :meth:`PetSegment.parse`)."""
+    return {PetSegment.parse(str(name)): mask for name, mask in masks.items()}
+
 
 PET_UNITS_SUV = "SUVbw"
 """``PetReport.units`` of a SUV (body weight) calibrated PET."""
@@ -478,7 +511,8 @@ class PetImages:
         Identification of the PET analysis (SEG algorithm identification; UIDs derive from it).
     masks
         Segment -> boolean mask on the PET grid, ``(slices, rows, cols)`` in the slice order
-        of ``PetReport.pet_source``. Empty or missing segments are not written.
+        of ``PetReport.pet_source``; keys are :class:`PetSegment` members or ``"BTV"``,
+        ``"RESIDUAL"``, ``"CTV"``. Empty or missing segments are not written.
     masks_mr
         The same segments on the MR reference (T1c) grid, for the MR-study SEG; ``None``
         for a PET-only analysis or without a passed registration.
@@ -488,8 +522,8 @@ class PetImages:
     """
 
     algorithm: AlgorithmInfo
-    masks: Mapping[PetSegment, npt.NDArray[np.bool_]]
-    masks_mr: Mapping[PetSegment, npt.NDArray[np.bool_]] | None = None
+    masks: PetMasks
+    masks_mr: PetMasks | None = None
     tbr: npt.NDArray[np.floating[Any]] | None = None
 
 
@@ -530,6 +564,7 @@ __all__ = [
     "Location",
     "ModelProvenance",
     "PetImages",
+    "PetMasks",
     "PetRegistration",
     "PetReport",
     "PetSegment",
@@ -548,4 +583,5 @@ __all__ = [
     "SourceSeries",
     "StudyIdentity",
     "SurvivalPrediction",
+    "pet_masks_by_segment",
 ]

@@ -43,13 +43,21 @@ DOCUMENT_TITLE = "rgcds glioblastoma analysis (research use only)"
 _RED = "#c00000"
 
 
-def _table(ax: Axes, title: str, header: list[str], rows: list[list[str]]) -> None:
+def _table(
+    ax: Axes,
+    title: str,
+    header: list[str],
+    rows: list[list[str]],
+    col_widths: list[float] | None = None,
+) -> None:
     ax.axis("off")
     ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
     if not rows:
         ax.text(0.0, 0.5, "(none)", fontsize=9, transform=ax.transAxes)
         return
-    table = ax.table(cellText=rows, colLabels=header, loc="upper left", cellLoc="left")
+    table = ax.table(
+        cellText=rows, colLabels=header, loc="upper left", cellLoc="left", colWidths=col_widths
+    )
     table.auto_set_font_size(False)
     table.set_fontsize(8)
     table.scale(1.0, 1.25)
@@ -106,6 +114,47 @@ def pet_rows(pet: PetReport) -> list[list[str]]:
     return rows
 
 
+def residual_rows(pet: PetReport) -> list[list[str]]:
+    """The residual-tumour assessment as (item, value) rows (the SR's values)."""
+    residual = pet.residual
+    if residual is None:
+        return []
+    rows = [
+        [
+            "Residual tumour",
+            f"{'Present' if residual.present else 'Absent'} "
+            f"(probability {residual.probability:.2f})",
+        ]
+    ]
+    if residual.probability_pet is not None:
+        rows.append(["Probability (PET model)", f"{residual.probability_pet:.2f}"])
+    if residual.probability_radiomics is not None:
+        rows.append(["Probability (radiomics model)", f"{residual.probability_radiomics:.2f}"])
+    rows += [
+        ["Model", f"{m.model_id} {m.model_version}, {m.describe_metric()}"] for m in residual.models
+    ]
+    return rows
+
+
+def prognosis_rows(pet: PetReport) -> list[list[str]]:
+    """The prognosis items as (item, value) rows (the SR's values)."""
+    rows: list[list[str]] = []
+    for item in pet.prognosis:
+        name = item.endpoint[:1].upper() + item.endpoint[1:]
+        rows += [
+            [name, f"risk group {item.risk_group}, risk score {item.risk_score:.2f}"],
+            ["  predicted median", _fmt(item.median_days, 0, " days")],
+            ["  covariates used", ", ".join(item.covariates) or "-"],
+            ["  MGMT status used", "yes" if item.mgmt_used else "no"],
+            [
+                "  model",
+                f"{item.provenance.model_id} {item.provenance.model_version}, "
+                f"{item.provenance.describe_metric()}",
+            ],
+        ]
+    return rows
+
+
 def _wrap(text: str, width: int = 70) -> str:
     return "\n".join(textwrap.wrap(text, width)) or "-"
 
@@ -113,55 +162,30 @@ def _wrap(text: str, width: int = 70) -> str:
 def _pet_page(fig: Figure, pet: PetReport) -> None:
     title = "Amino-acid PET" + (" (PET only, no MR)" if pet.pet_only else " (PET/MR)")
     fig.text(0.06, 0.925, title, fontsize=15, fontweight="bold")
-    rows = [[name, _wrap(value, 60)] for name, value in pet_rows(pet)]
-    _table(fig.add_axes((0.06, 0.55, 0.88, 0.34)), "PET measurements", ["Item", "Value"], rows)
-    residual_rows: list[list[str]] = []
-    residual = pet.residual
-    if residual is not None:
-        residual_rows.append(
-            [
-                "Residual tumour",
-                f"{'Present' if residual.present else 'Absent'} (p={residual.probability:.2f})",
-                f"PET {_fmt(residual.probability_pet)}, "
-                f"radiomics {_fmt(residual.probability_radiomics)}",
-                _wrap(
-                    "; ".join(
-                        f"{m.model_id} {m.model_version}, {m.describe_metric()}"
-                        for m in residual.models
-                    ),
-                    45,
-                ),
-            ]
-        )
+    widths = [0.32, 0.68]
     _table(
-        fig.add_axes((0.06, 0.43, 0.88, 0.09)),
-        "Residual tumour",
-        ["Finding", "Assessment", "Per model", "Models"],
-        residual_rows,
+        fig.add_axes((0.06, 0.58, 0.88, 0.31)),
+        "PET measurements",
+        ["Item", "Value"],
+        pet_rows(pet),
+        widths,
     )
-    prognosis_rows = [
-        [
-            item.endpoint,
-            f"{item.risk_group} (score {item.risk_score:.2f})",
-            _fmt(item.median_days, 0, " days"),
-            _wrap(", ".join(item.covariates) or "-", 30),
-            "yes" if item.mgmt_used else "no",
-            _wrap(
-                f"{item.provenance.model_id} {item.provenance.model_version}, "
-                f"{item.provenance.describe_metric()}",
-                30,
-            ),
-        ]
-        for item in pet.prognosis
-    ]
     _table(
-        fig.add_axes((0.06, 0.22, 0.88, 0.18)),
+        fig.add_axes((0.06, 0.40, 0.88, 0.14)),
+        "Residual tumour",
+        ["Item", "Value"],
+        residual_rows(pet),
+        widths,
+    )
+    _table(
+        fig.add_axes((0.06, 0.08, 0.88, 0.28)),
         "Prognosis",
-        ["Endpoint", "Risk", "Median", "Covariates", "MGMT used", "Model"],
-        prognosis_rows,
+        ["Item", "Value"],
+        prognosis_rows(pet),
+        widths,
     )
     if pet.notes:
-        fig.text(0.06, 0.06, _wrap("PET notes: " + " | ".join(pet.notes), 120), fontsize=7)
+        fig.text(0.06, 0.045, _wrap("PET notes: " + " | ".join(pet.notes), 120), fontsize=7)
 
 
 def render_pdf(content: ReportContent, algorithm: AlgorithmInfo | None = None) -> bytes:
@@ -406,4 +430,11 @@ def build_encapsulated_pdf(
     return ds
 
 
-__all__ = ["DOCUMENT_TITLE", "build_encapsulated_pdf", "pet_rows", "render_pdf"]
+__all__ = [
+    "DOCUMENT_TITLE",
+    "build_encapsulated_pdf",
+    "pet_rows",
+    "prognosis_rows",
+    "render_pdf",
+    "residual_rows",
+]

@@ -9,12 +9,10 @@ over the non-empty segments (:func:`pet_segment_numbers` reads them back).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
 import highdicom as hd
 import numpy as np
-import numpy.typing as npt
 import pydicom
 import structlog
 from highdicom.seg import (
@@ -39,7 +37,13 @@ from rgcds.results._common import (
     declare_private_scheme,
     stamp,
 )
-from rgcds.results.content import AlgorithmInfo, PetSegment, SourceSeries
+from rgcds.results.content import (
+    AlgorithmInfo,
+    PetMasks,
+    PetSegment,
+    SourceSeries,
+    pet_masks_by_segment,
+)
 from rgcds.results.seg import result_key
 
 logger = structlog.get_logger(__name__)
@@ -71,7 +75,7 @@ def _description(
 
 def build_pet_segmentation(
     source: SourceSeries,
-    masks: Mapping[PetSegment, npt.NDArray[np.bool_]],
+    masks: PetMasks,
     *,
     algorithm: AlgorithmInfo,
     analysed_at: datetime | None = None,
@@ -85,7 +89,8 @@ def build_pet_segmentation(
         reference series (SEG in the MR study), single-frame instances in slice order.
     masks
         Segment -> boolean mask ``(slices, rows, cols)``; ``masks[s][k]`` belongs to
-        ``source.datasets[k]``.
+        ``source.datasets[k]``. Keys: :class:`PetSegment` members or ``"BTV"``,
+        ``"RESIDUAL"``, ``"CTV"`` (or the labels).
     algorithm
         The PET analysis' identification (algorithm identification; UIDs derive from it and
         from ``source``).
@@ -103,10 +108,13 @@ def build_pet_segmentation(
     ------
     DicomInputError
         If a mask does not have the source grid's shape.
+    ValueError
+        If a key names no PET segment.
     """
+    by_segment = pet_masks_by_segment(masks)
     present: list[PetSegment] = []
     for segment in PetSegment:
-        mask = masks.get(segment)
+        mask = by_segment.get(segment)
         if mask is None:
             continue
         if mask.shape != source.shape:
@@ -120,7 +128,9 @@ def build_pet_segmentation(
     if not present:
         logger.info("pet_seg_skipped_all_empty", study_uid=key.study_instance_uid)
         return None
-    pixels = np.stack([np.asarray(masks[s], dtype=bool) for s in present], axis=-1).astype(np.uint8)
+    pixels = np.stack([np.asarray(by_segment[s], dtype=bool) for s in present], axis=-1).astype(
+        np.uint8
+    )
     seg = Segmentation(
         source_images=list(source.datasets),
         pixel_array=pixels,

@@ -29,6 +29,7 @@ from rgcds.results.content import (
     ReportStatus,
     SegmentationResult,
     SourceSeries,
+    pet_masks_by_segment,
 )
 from rgcds.results.pdf import build_encapsulated_pdf
 from rgcds.results.pet_seg import build_pet_segmentation
@@ -168,8 +169,8 @@ def write_results(
                 pet,
                 images.tbr,
                 algorithm=images.algorithm,
-                btv=images.masks.get(PetSegment.BTV),
-                ctv=images.masks.get(PetSegment.CTV),
+                btv=pet_masks_by_segment(images.masks).get(PetSegment.BTV),
+                ctv=pet_masks_by_segment(images.masks).get(PetSegment.CTV),
                 analysed_at=content.analysed_at,
             ):
                 written.append(_save(image, "pet-sc", out_dir))
@@ -224,7 +225,7 @@ def write_results(
             ):
                 written.append(_save(image, "sc", out_dir))
             if pet is not None and images is not None and images.tbr is not None:
-                masks_mr = images.masks_mr or {}
+                masks_mr = pet_masks_by_segment(images.masks_mr or {})
                 for image in build_pet_fusion(
                     source,
                     pet,

@@ -28,7 +28,7 @@ from rgcds.results import (
     write_results,
 )
 from rgcds.results.capture import pet_key_slices
-from rgcds.results.pdf import pet_rows, render_pdf
+from rgcds.results.pdf import pet_rows, prognosis_rows, render_pdf, residual_rows
 from rgcds.results.testing import (
     ANALYSED_AT,
     PET_MODEL,
@@ -390,6 +390,14 @@ def test_pdf_has_a_pet_page_with_the_sr_numbers(paired: ReportContent) -> None:
     assert rows["Background mean"] == "1.355 SUVbw"
     assert rows["PET-to-MR registration"] == "passed, NMI 1.142"
     assert rows["CTV source"] == "derived: ESTRO-EANO 2023"
+    residual = residual_rows(paired.pet)
+    assert residual[0] == ["Residual tumour", "Present (probability 0.83)"]
+    assert ["Probability (PET model)", "0.88"] in residual
+    assert ["Model", "residual-pet-lr 0.2.0, AUC 0.81 (95% CI 0.72-0.88)"] in residual
+    prognosis = prognosis_rows(paired.pet)
+    assert ["Time to recurrence", "risk group high, risk score 1.21"] in prognosis
+    assert ["  covariates used", "age, KPS, TBRmax, BTV, MGMT"] in prognosis
+    assert ["  MGMT status used", "yes"] in prognosis
     with_pet = render_pdf(paired)
     without = render_pdf(dataclasses.replace(paired, pet=None))
     pages = re.compile(rb"/Type\s*/Page\b(?!s)")
@@ -461,3 +469,15 @@ def test_write_results_without_pet_is_unchanged(
         pet_images=make_pet_images(pet_source, mr),
     )
     assert {o.kind for o in written.objects} == {"seg", "sr", "sc", "pdf"}
+
+
+def test_pet_seg_accepts_the_pipelines_short_names(pet_source: SourceSeries) -> None:
+    """The pipeline keys its masks "BTV", "RESIDUAL", "CTV"; labels work too."""
+    masks = make_pet_masks(make_pet_uptake(*pet_source.shape))
+    by_name = {segment.short_name: mask for segment, mask in masks.items()}
+    seg = build_pet_segmentation(pet_source, by_name, algorithm=PET_MODEL)
+    assert seg is not None
+    assert pet_segment_numbers(seg) == {s: i + 1 for i, s in enumerate(PetSegment)}
+    assert PetSegment.parse("clinical target volume") is PetSegment.CTV
+    with pytest.raises(ValueError, match="not a PET segment"):
+        build_pet_segmentation(pet_source, {"GTV": masks[PetSegment.BTV]}, algorithm=PET_MODEL)
