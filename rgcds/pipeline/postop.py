@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 import structlog
 
+from rgcds import __version__
 from rgcds.analysis.ctv import (
     RtStructError,
     derive_ctv,
@@ -48,6 +49,7 @@ from rgcds.imaging.registration import RegistrationResult
 from rgcds.inference.registry import DEFAULT_MODELS_ROOT
 from rgcds.pipeline.context import StudyContext
 from rgcds.pipeline.stages import Converted, Segmentation
+from rgcds.results.content import AlgorithmInfo, PetImages
 from rgcds.study import SeriesRole, StudyIndex, identify_tracer
 
 logger = structlog.get_logger(__name__)
@@ -359,6 +361,57 @@ def read_pet(
     return PetRead(result, postoperative, ctv, masks, tuple(notes), residual, prognosis)
 
 
+#: Identification of the PET analysis in the PET SEG (its UIDs derive from it).
+PET_ALGORITHM = AlgorithmInfo(
+    model_id="rgcds-amino-acid-pet", version=__version__,
+    name="rgcds amino-acid PET analysis (EANM/EANO/RANO/SNMMI TBR, BTV)",
+)
+
+
+def _native(mask_model: sitk.Image, seg: Segmentation, linear: bool = False) -> np.ndarray:
+    resampled = sitk.Resample(
+        mask_model, seg.labels_native, sitk.Transform(),
+        sitk.sitkLinear if linear else sitk.sitkNearestNeighbor, 0.0,
+        sitk.sitkFloat32 if linear else sitk.sitkUInt8,
+    )
+    return np.asarray(sitk.GetArrayFromImage(resampled))
+
+
+def pet_images(read: PetRead, seg: Segmentation) -> PetImages | None:
+    """The PET SEG masks (PET grid and reference T1c grid) and the TBR map for the overlays."""
+    result = read.result
+    if not isinstance(result, PetMeasurements) or not read.pet_masks:
+        return None
+    masks_mr: dict[str, np.ndarray] = {}
+    if result.btv_mr is not None:
+        masks_mr["BTV"] = _native(result.btv_mr, seg) > 0
+    if read.ctv is not None:
+        masks_mr["CTV"] = _native(read.ctv.image, seg) > 0
+    if "RESIDUAL" in read.pet_masks and "BTV" in masks_mr and "CTV" in masks_mr:
+        masks_mr["RESIDUAL"] = masks_mr["BTV"] & masks_mr["CTV"]
+    tbr = None
+    pet_model = seg.model_images.get(SeriesRole.PET.value)
+    if pet_model is not None and result.background_mean > 0:
+        tbr = _native(sitk.Cast(pet_model, sitk.sitkFloat32), seg, linear=True)
+        tbr = (tbr / result.background_mean).astype(np.float32)
+    return PetImages(
+        algorithm=PET_ALGORITHM, masks=dict(read.pet_masks),
+        masks_mr=masks_mr or None, tbr=tbr,
+    )
+
+
+def pet_only_images(result: PetMeasurements, pet: sitk.Image) -> PetImages:
+    """The BTV on the PET grid and the TBR map, for a PET analysed without MR."""
+    values = np.asarray(sitk.GetArrayFromImage(sitk.Cast(pet, sitk.sitkFloat32)))
+    tbr = (values / result.background_mean).astype(np.float32) if result.background_mean > 0 \
+        else None
+    return PetImages(
+        algorithm=PET_ALGORITHM,
+        masks={"BTV": np.asarray(sitk.GetArrayFromImage(result.btv_pet)) > 0},
+        tbr=tbr,
+    )
+
+
 def on_pet_grid(mask_model: sitk.Image, pet: sitk.Image, transform: sitk.Transform) -> np.ndarray:
     """A model-grid mask on the PET's native grid (bool, z, y, x)."""
     inverse = transform.GetInverse()
@@ -369,6 +422,7 @@ def on_pet_grid(mask_model: sitk.Image, pet: sitk.Image, transform: sitk.Transfo
 
 __all__ = [
     "CTV_DERIVED",
+    "PET_ALGORITHM",
     "CtvChoice",
     "PetRead",
     "assess_residual",
@@ -377,6 +431,8 @@ __all__ = [
     "is_postoperative",
     "measure_pet",
     "on_pet_grid",
+    "pet_images",
+    "pet_only_images",
     "read_pet",
     "site_mgmt_status",
     "tumour_mask",

@@ -9,22 +9,32 @@ import pandas as pd
 
 from rgcds.analysis.location import Location as AnalysisLocation
 from rgcds.analysis.measure import Measurements
+from rgcds.analysis.pet import PetMeasurements
 from rgcds.analysis.predict import MarkerPrediction, ModelProvenance, Predictions
 from rgcds.analysis.predict import SurvivalPrediction as AnalysisSurvival
+from rgcds.analysis.prognosis import PrognosisPrediction
+from rgcds.analysis.residual import ResidualPrediction
 from rgcds.results.content import (
+    PET_UNITS_ARBITRARY,
+    PET_UNITS_SUV,
     Hemisphere,
     LesionDiameters,
     Lobe,
     Location,
+    PetRegistration,
+    PetReport,
     Prediction,
+    PrognosisItem,
     RadiomicFeature,
     RanoMeasurement,
     Region,
     RegionMeasurement,
     ReportContent,
     ReportStatus,
+    ResidualAssessment,
     SeriesRole,
     SeriesUsed,
+    SourceSeries,
     StudyIdentity,
     SurvivalPrediction,
 )
@@ -199,6 +209,7 @@ def complete_report(
     used: Mapping[str, tuple[str, str]],
     notes: Iterable[str] = (),
     analysed_at: datetime | None = None,
+    pet: PetReport | None = None,
 ) -> ReportContent:
     """The content of the report of an analysed study."""
     return ReportContent(
@@ -213,6 +224,7 @@ def complete_report(
         series_used=series_used(used),
         analysed_at=analysed_at or datetime.now(UTC).replace(microsecond=0),
         notes=tuple(notes),
+        pet=pet,
     )
 
 
@@ -234,20 +246,93 @@ def not_analysed_report(
     )
 
 
+def residual_assessment(residual: ResidualPrediction | None) -> ResidualAssessment | None:
+    """The residual-tumour detection as reported."""
+    if residual is None:
+        return None
+    probability = next(
+        p for p in (residual.probability_combined, residual.probability_pet,
+                    residual.probability_radiomics, 0.0) if p is not None
+    )
+    return ResidualAssessment(
+        present=residual.present,
+        probability=float(probability),
+        models=tuple(_provenance(p) for p in residual.provenance),
+        probability_pet=residual.probability_pet,
+        probability_radiomics=residual.probability_radiomics,
+    )
+
+
+def prognosis_items(prognosis: PrognosisPrediction | None) -> tuple[PrognosisItem, ...]:
+    """Time to recurrence and overall survival as reported."""
+    if prognosis is None:
+        return ()
+    return tuple(
+        PrognosisItem(
+            endpoint=e.endpoint,
+            risk_score=float(e.relative_risk),
+            risk_group=e.risk_group,
+            provenance=_provenance(e.provenance),
+            median_days=e.median_days,
+            covariates=tuple(e.covariates_used),
+            mgmt_used=e.mgmt_used,
+        )
+        for e in prognosis.endpoints
+    )
+
+
+def pet_report(
+    result: PetMeasurements,
+    pet_source: SourceSeries,
+    *,
+    ctv_source: str | None,
+    residual: ResidualPrediction | None = None,
+    prognosis: PrognosisPrediction | None = None,
+    pet_only_reason: str | None = None,
+    notes: Iterable[str] = (),
+) -> PetReport:
+    """The PET analysis as reported (SR measurement group, PDF page, fused overlays)."""
+    quality = result.registration
+    return PetReport(
+        tracer=result.tracer.value,
+        units=PET_UNITS_SUV if result.suv_available else PET_UNITS_ARBITRARY,
+        threshold_tbr=float(result.threshold_tbr),
+        tbr_max=float(result.tbr_max),
+        background_mean=float(result.background_mean),
+        background_method=result.background_method,
+        btv_ml=float(result.btv_ml),
+        ctv_source=ctv_source or f"none: search region {result.search_region}",
+        pet_source=pet_source,
+        tbr_mean=result.tbr_mean,
+        suv_max=result.suv_max,
+        suv_mean=result.suv_mean,
+        suv_peak=result.suv_peak,
+        registration=(
+            PetRegistration(passed=quality.passed, nmi=float(quality.nmi))
+            if quality is not None else None
+        ),
+        pet_only_reason=pet_only_reason,
+        residual=residual_assessment(residual),
+        prognosis=prognosis_items(prognosis),
+        notes=tuple(notes),
+    )
+
+
 def pet_only_report(
     study: StudyIdentity,
     used: Mapping[str, tuple[str, str]],
+    pet: PetReport,
     notes: Iterable[str] = (),
     analysed_at: datetime | None = None,
 ) -> ReportContent:
-    """The report of a PET analysed without an MR: the MR analysis is reported as not done."""
-    return not_analysed_report(
-        study,
-        "No MR study of this patient is available, so the tumour was not segmented; the "
-        "PET was measured on its own grid (see the notes).",
-        used,
-        notes=notes,
-        analysed_at=analysed_at,
+    """The report of a PET analysed without an MR (in the PET study)."""
+    return ReportContent(
+        study=study,
+        status=ReportStatus.COMPLETE,
+        series_used=series_used(used),
+        analysed_at=analysed_at or datetime.now(UTC).replace(microsecond=0),
+        notes=tuple(notes),
+        pet=pet,
     )
 
 
@@ -260,8 +345,11 @@ __all__ = [
     "marker_predictions",
     "not_analysed_report",
     "pet_only_report",
+    "pet_report",
+    "prognosis_items",
     "rano",
     "regions",
+    "residual_assessment",
     "series_used",
     "survival",
 ]

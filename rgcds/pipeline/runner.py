@@ -151,14 +151,25 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
             clinical.age_years, mgmt,
         )
         pet = pet_read.result if pet_read is not None else None
-        pet_extra = list(pet_read.notes) if pet_read is not None else []
-        if pet_read is not None and pet_read.ctv is not None:
-            pet_extra.append(f"CTV: {pet_read.ctv.source}.")
+        pet_content = pet_images = None
+        pet_extra: list[str] = []
+        if pet_read is not None and isinstance(pet, PetMeasurements):
+            info = converted.series[SeriesRole.PET]
+            pet_source = stages.reference_datasets(info, converted.volumes[SeriesRole.PET])
+            pet_content = report.pet_report(
+                pet, pet_source,
+                ctv_source=pet_read.ctv.source if pet_read.ctv is not None else None,
+                residual=pet_read.residual, prognosis=pet_read.prognosis,
+                notes=[*pet.notes, *pet_read.notes],
+            )
+            pet_images = postop.pet_images(pet_read, seg)
+        else:
+            pet_extra = list(stages.pet_notes(pet))
         content = report.complete_report(
             identity, measurements, table, predictions, used,
-            notes=[*notes, *seg.notes, *stages.pet_notes(pet), *pet_extra],
+            notes=[*notes, *seg.notes, *pet_extra], pet=pet_content,
         )
-        written = run("write", stages.write, ctx, content, source, seg)
+        written = run("write", stages.write, ctx, content, source, seg, pet_images)
         summary = {
             "volumes_cm3": {r.region: round(r.volume_cm3, 2) for r in measurements.regions},
             "rano_sum_of_products_mm2": round(measurements.rano.sum_of_products_mm2, 1),
@@ -168,6 +179,13 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
         }
         if isinstance(pet, PetMeasurements):
             summary["pet"] = stages.pet_summary(pet)
+            if pet_content is not None and pet_content.residual is not None:
+                summary["residual_tumour"] = {
+                    "present": pet_content.residual.present,
+                    "probability": round(pet_content.residual.probability, 3),
+                }
+            if pet_content is not None:
+                summary["ctv"] = pet_content.ctv_source
         return StudyOutcome(
             status="complete",
             reason=None,
@@ -202,15 +220,27 @@ def _pet_only(
     info = converted.series[SeriesRole.PET]
     used = {SeriesRole.PET.value: (info.series_instance_uid, info.series_description)}
     pet = run("pet", stages.pet_only_analysis, ctx, converted)
+    images = None
     if isinstance(pet, PetMeasurements):
-        content = report.pet_only_report(identity, used, notes=[*notes, *stages.pet_notes(pet)])
+        volume = converted.volumes[SeriesRole.PET]
+        pet_source = stages.reference_datasets(info, volume)
+        study = StudyIdentity.from_dataset(pet_source.datasets[0])
+        why = next((n for n in notes if "PET-only" in n),
+                   "No MR study of this patient is available; PET-only analysis.")
+        content = report.pet_only_report(
+            study, used,
+            report.pet_report(pet, pet_source, ctv_source=None, pet_only_reason=why,
+                              notes=pet.notes),
+            notes=notes,
+        )
+        images = postop.pet_only_images(pet, volume.image)
         status, reason = "complete", None
         summary: dict[str, object] = {"pet": stages.pet_summary(pet)}
     else:
         reason = f"PET ({pet.tracer.value}) not analysed: {pet.reason}"
         content = report.not_analysed_report(identity, reason, used, notes=notes)
         status, summary = "not analysed", {}
-    written = run("write", stages.write, ctx, content)
+    written = run("write", stages.write, ctx, content, None, None, images)
     return StudyOutcome(
         status=status, reason=reason, written=tuple(written.files()),
         stage_seconds=timer.seconds, summary=summary,

@@ -34,7 +34,7 @@ from rgcds.inference import ModelCard, ModelRegistry, segment, select_backend
 from rgcds.logging import remember_phi
 from rgcds.pipeline.context import StudyContext
 from rgcds.results import SegmentationResult, SourceSeries, WrittenResults, write_results
-from rgcds.results.content import AlgorithmInfo, ReportContent
+from rgcds.results.content import AlgorithmInfo, PetImages, ReportContent
 from rgcds.study import (
     SequenceSelection,
     SeriesInfo,
@@ -658,8 +658,13 @@ def write(
     content: ReportContent,
     source: SourceSeries | None = None,
     seg: Segmentation | None = None,
+    pet_images: PetImages | None = None,
 ) -> WrittenResults:
-    """Write SEG, SR, SC overlays and the PDF (or the SR and PDF of a study not analysed)."""
+    """Write SEG, SR, SC overlays and the PDF (or the SR and PDF of a study not analysed).
+
+    With ``pet_images`` (and ``content.pet``) also the PET SEG in the PET study, the PET
+    segments on the MR grid and the fused PET/MR overlays.
+    """
     segmentation = None
     backgrounds: dict[str, Any] | None = None
     if seg is not None and source is not None:
@@ -679,6 +684,7 @@ def write(
         backgrounds=backgrounds,
         overlays=processing.write_secondary_capture,
         pdf=processing.write_pdf,
+        pet_images=pet_images,
     )
     manifest = [
         {"kind": o.kind, "sop_instance_uid": o.sop_instance_uid, "path": str(o.path)}
