@@ -11,6 +11,16 @@ image is non-zero are the brain, which is right for BraTS's skull-stripped image
 (seeds 100000..) the same way; training then reads the layout, so real BraTS data and
 phantoms share every line after the writer.
 
+``--kind postop`` (or ``--postop``) trains the post-operative model ``postop-unet-phantom``
+instead: phantoms come from :func:`rgcds.phantom.simulate_postop` and the labels are
+1 resection cavity, 2 oedema (FLAIR hyperintensity), 3 residual enhancing tumour (written as
+4 in the label file, as BraTS writes enhancing tumour). About half of the post-operative
+phantoms have no residual tumour; their label 3 is empty, which sampling and metrics allow
+for. Inputs, normalisation, network, augmentation and training loop are the same; only the
+phantom writer, the card text and segments, and the validation metrics differ (per label
+Dice for cavity, oedema and whole lesion; residual Dice on the cases that have a residual,
+and residual detection on all).
+
 Everything is resampled to 2 mm isotropic in LPS orientation (array order z, y, x), and each
 channel is z-score normalised inside the brain mask, as the card states. Training samples
 64^3 patches (two thirds centred on tumour) with broad augmentation: rotations, scaling,
@@ -28,6 +38,11 @@ Example (phantoms, ~40 min on 2 CPU cores)::
     python -m pipelines.train_segmentation --phantoms 120 --test-phantoms 24 \\
         --data-dir /tmp/rgcds-train/data --workdir /tmp/rgcds-train --minutes 35
 
+Post-operative model (writes ``models/postop-unet-phantom``)::
+
+    python -m pipelines.train_segmentation --postop --phantoms 60 --test-phantoms 16 \\
+        --data-dir /tmp/rgcds-postop/data --workdir /tmp/rgcds-postop --minutes 30
+
 BraTS 2021 (see docs/models.md)::
 
     python -m pipelines.train_segmentation --data-dir /data/BraTS2021_Training_Data \\
@@ -44,6 +59,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +77,8 @@ MODEL_ID = "brats-unet-phantom"
 TEST_SEED_BASE = 100_000
 DEV_SEED_BASE = 50_000
 PATCH = 48
+#: Model id of the post-operative model (``--kind postop``).
+POSTOP_MODEL_ID = "postop-unet-phantom"
 #: BraTS file labels -> model labels (ET is 4 in BraTS files up to 2021, 3 in the model).
 _BRATS_TO_MODEL = np.array([0, 1, 2, 3, 3], dtype=np.uint8)
 
@@ -81,7 +99,20 @@ def _as_image(value: Any, reference: sitk.Image | None) -> sitk.Image:
     return image
 
 
-def write_phantom_case(seed: int, root: Path, size: str = "small") -> Path:
+def _simulate(kind: str, seed: int, size: str) -> Any:
+    """The phantom subject of ``seed``: pre-operative or post-operative."""
+    if kind == "postop":
+        from rgcds.phantom import simulate_postop
+
+        return simulate_postop(seed, size=size)
+    try:
+        from rgcds.phantom import simulate_subject
+    except ImportError:  # the package may not re-export it yet
+        from rgcds.phantom.simulate import simulate_subject
+    return simulate_subject(seed, size=size)
+
+
+def write_phantom_case(seed: int, root: Path, size: str = "small", kind: str = "preop") -> Path:
     """Simulate one phantom subject and write it as a BraTS-layout case.
 
     Parameters
@@ -92,23 +123,22 @@ def write_phantom_case(seed: int, root: Path, size: str = "small") -> Path:
         The data folder.
     size
         Phantom size (``small``: ~2 mm).
+    kind
+        ``preop`` (:func:`rgcds.phantom.simulate_subject`: 1 necrotic core, 2 oedema,
+        3 enhancing tumour) or ``postop`` (:func:`rgcds.phantom.simulate_postop`: 1 resection
+        cavity, 2 oedema, 3 residual enhancing tumour, often empty). Label 3 is written as 4.
 
     Returns
     -------
     Path
         The case folder.
     """
-    try:
-        from rgcds.phantom import simulate_subject
-    except ImportError:  # the package may not re-export it yet
-        from rgcds.phantom.simulate import simulate_subject
-
     case = f"phantom-{seed:06d}"
     folder = root / case
     if (folder / f"{case}_seg.nii.gz").is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    subject = simulate_subject(seed, size=size)
+    subject = _simulate(kind, seed, size)
     t1 = _as_image(subject.t1, None)
     images = {"t1": t1, "t1ce": subject.t1c, "t2": subject.t2, "flair": subject.flair}
     for name, value in images.items():
@@ -411,6 +441,73 @@ def summarise(scores: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
+#: Predicted residual enhancing tumour counts as "residual present" from this volume on.
+RESIDUAL_DETECTION_ML = 0.1
+
+
+def postop_scores(prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """Per-case scores of a post-operative label map against the reference.
+
+    Parameters
+    ----------
+    prediction, reference
+        Label maps on the 2 mm grid: 1 resection cavity, 2 oedema, 3 residual enhancing.
+
+    Returns
+    -------
+    dict
+        Dice of ``cavity`` (1), ``oedema`` (2), ``residual`` (3) and ``whole`` (1+2+3), and
+        the residual volumes in ml (``residual_ref_ml``, ``residual_pred_ml``). The residual
+        Dice is 1.0 when both are empty; :func:`summarise_postop` leaves those cases out.
+    """
+    from rgcds.inference.metrics import dice
+
+    ml = SPACING_MM**3 / 1000.0
+    return {
+        "cavity": dice(prediction == 1, reference == 1),
+        "oedema": dice(prediction == 2, reference == 2),
+        "residual": dice(prediction == 3, reference == 3),
+        "whole": dice(prediction > 0, reference > 0),
+        "residual_ref_ml": float(np.count_nonzero(reference == 3)) * ml,
+        "residual_pred_ml": float(np.count_nonzero(prediction == 3)) * ml,
+    }
+
+
+def summarise_postop(scores: list[dict[str, float]]) -> dict[str, float]:
+    """Summary of :func:`postop_scores` over cases, as the card's validation metrics.
+
+    Dice of cavity, oedema and whole lesion: mean and standard deviation over all cases.
+    Residual Dice: over the cases whose reference has a residual (``n_with_residual``).
+    Residual detection (predicted residual of at least ``RESIDUAL_DETECTION_ML``):
+    sensitivity on cases with a residual, specificity on cases without.
+    """
+    out: dict[str, float] = {}
+    for key in ("cavity", "oedema", "whole"):
+        values = np.array([s[key] for s in scores])
+        out[f"dice_{key}_mean"] = round(float(values.mean()), 4)
+        out[f"dice_{key}_std"] = round(float(values.std()), 4)
+    with_residual = [s for s in scores if s["residual_ref_ml"] > 0]
+    without = [s for s in scores if s["residual_ref_ml"] == 0]
+    if with_residual:
+        values = np.array([s["residual"] for s in with_residual])
+        out["dice_residual_mean"] = round(float(values.mean()), 4)
+        out["dice_residual_std"] = round(float(values.std()), 4)
+        out["residual_sensitivity"] = round(float(np.mean(
+            [s["residual_pred_ml"] >= RESIDUAL_DETECTION_ML for s in with_residual])), 4)
+    if without:
+        out["residual_specificity"] = round(float(np.mean(
+            [s["residual_pred_ml"] < RESIDUAL_DETECTION_ML for s in without])), 4)
+    out["n_with_residual"] = float(len(with_residual))
+    out["n_without_residual"] = float(len(without))
+    return out
+
+
+def _brats_scores(prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    from rgcds.inference.metrics import brats_dice
+
+    return brats_dice(prediction, reference)
+
+
 # --------------------------------------------------------------------------------------
 # Export and card
 
@@ -435,16 +532,16 @@ def export_onnx(model: Any, path: Path, patch: int = PATCH) -> None:
 
 
 def card_dict(sha256: str, args: argparse.Namespace, extra: dict[str, Any]) -> dict[str, Any]:
-    """The card of the reference model (validation filled in later)."""
+    """The card of the model of ``args.kind`` (validation filled in later)."""
+    kind: SegmentationKind = KINDS[getattr(args, "kind", "preop")]
     return {
-        "id": MODEL_ID,
+        "id": kind.model_id,
         "version": "1.0.0",
-        "name": "BraTS-style 3D U-Net trained on synthetic phantoms",
+        "name": kind.title,
         "task": "segmentation",
         "description": (
             f"A small 3D U-Net (base {args.base} channels, {args.levels} levels, instance "
-            "norm) that segments "
-            "glioblastoma into necrotic core, oedema and enhancing tumour from T1, T1c, T2 and "
+            f"norm) that segments {kind.what} from T1, T1c, T2 and "
             "FLAIR at 2 mm isotropic. TRAINED ON SYNTHETIC DATA ONLY (rgcds.phantom), for "
             "demonstration and testing of the rgcds pipeline; NOT FOR PATIENTS."
         ),
@@ -455,8 +552,8 @@ def card_dict(sha256: str, args: argparse.Namespace, extra: dict[str, Any]) -> d
             "treatment planning or any decision about a patient."
         ),
         "training_data": (
-            f"{extra['n_train']} synthetic glioblastoma phantoms from rgcds.phantom."
-            f"simulate_subject (size 'small', seeds 0..{extra['n_train'] - 1}), written to "
+            f"{extra['n_train']} synthetic {kind.subjects} phantoms from rgcds.phantom."
+            f"{kind.simulator} (size 'small', seeds 0..{extra['n_train'] - 1}), written to "
             "and read from the BraTS layout; augmented with rotations, scaling, flips, bias "
             "field, gamma, intensity scale/shift, noise, blur, thick-slice resampling and "
             "random skull stripping. No patient data."
@@ -479,12 +576,10 @@ def card_dict(sha256: str, args: argparse.Namespace, extra: dict[str, Any]) -> d
             "mode": "softmax",
             "logits": True,
             "classes": [
-                {"index": 0, "label": 0, "name": "background"},
-                {"index": 1, "label": 1, "name": "necrotic core"},
-                {"index": 2, "label": 2, "name": "oedema"},
-                {"index": 3, "label": 3, "name": "enhancing tumour"},
+                {"index": i, "label": i, "name": name}
+                for i, name in enumerate(("background", *kind.classes))
             ],
-            "segments": SEGMENTS,
+            "segments": kind.segments,
         },
     }
 
@@ -513,6 +608,112 @@ SEGMENTS: list[dict[str, Any]] = [
     },
 ]
 
+
+POSTOP_SEGMENTS: list[dict[str, Any]] = [
+    {
+        # No SNOMED CT concept for a post-surgical cavity is in the DICOM segmentation
+        # context groups; "Body cavity" (CID 7192) is the nearest standard concept.
+        "label": 1, "name": "Resection cavity",
+        "category": {"code": "49755003", "scheme": "SCT",
+                     "meaning": "Morphologically Altered Structure"},
+        "type": {"code": "91806002", "scheme": "SCT", "meaning": "Body cavity"},
+        "color_rgb": [0, 128, 255],
+    },
+    {
+        "label": 2, "name": "Oedema",
+        "category": {"code": "49755003", "scheme": "SCT",
+                     "meaning": "Morphologically Altered Structure"},
+        "type": {"code": "79654002", "scheme": "SCT", "meaning": "Edema"},
+        "color_rgb": [0, 255, 0],
+    },
+    {
+        "label": 3, "name": "Residual enhancing tumour",
+        "category": {"code": "49755003", "scheme": "SCT",
+                     "meaning": "Morphologically Altered Structure"},
+        "type": {"code": "C113842", "scheme": "NCIt", "meaning": "Enhancing Lesion"},
+        "color_rgb": [255, 255, 0],
+    },
+]
+
+
+@dataclass(frozen=True)
+class SegmentationKind:
+    """What differs between the pre-operative and the post-operative model.
+
+    Attributes
+    ----------
+    model_id
+        The card's id (and default model folder name).
+    title, what, subjects, simulator
+        Card wording: name, what it segments, what the phantoms are, the simulator.
+    classes
+        Names of output classes 1..3.
+    segments
+        Coded segment definitions of labels 1..3.
+    score
+        Per-case scores of a prediction against a reference label map.
+    summarise
+        Per-case scores to the card's validation metrics.
+    selection
+        Keys of the summary whose mean chooses the best checkpoint on dev cases.
+    notes
+        The card's validation notes.
+    """
+
+    model_id: str
+    title: str
+    what: str
+    subjects: str
+    simulator: str
+    classes: tuple[str, str, str]
+    segments: list[dict[str, Any]]
+    score: Callable[[np.ndarray, np.ndarray], dict[str, float]]
+    summarise: Callable[[list[dict[str, float]]], dict[str, float]]
+    selection: tuple[str, ...]
+    notes: str
+
+
+_SYNTHETIC_NOTE = "Synthetic data: these figures say nothing about performance on patients."
+_METHOD_NOTE = "sliding window (card patch size, overlap 0.5), no TTA, ONNX Runtime CPU."
+
+KINDS: dict[str, SegmentationKind] = {
+    "preop": SegmentationKind(
+        model_id=MODEL_ID,
+        title="BraTS-style 3D U-Net trained on synthetic phantoms",
+        what="glioblastoma into necrotic core, oedema and enhancing tumour",
+        subjects="glioblastoma",
+        simulator="simulate_subject",
+        classes=("necrotic core", "oedema", "enhancing tumour"),
+        segments=SEGMENTS,
+        score=_brats_scores,
+        summarise=summarise,
+        selection=("dice_wt_mean", "dice_tc_mean", "dice_et_mean"),
+        notes=("Dice per case, mean and standard deviation; WT = labels 1+2+3, TC = 1+3, "
+               f"ET = 3; {_METHOD_NOTE} {_SYNTHETIC_NOTE}"),
+    ),
+    "postop": SegmentationKind(
+        model_id=POSTOP_MODEL_ID,
+        title="Post-operative glioblastoma 3D U-Net trained on synthetic phantoms",
+        what=("post-operative glioblastoma into resection cavity, oedema (FLAIR "
+              "hyperintensity) and residual enhancing tumour"),
+        subjects="post-operative glioblastoma",
+        simulator="simulate_postop",
+        classes=("resection cavity", "oedema", "residual enhancing tumour"),
+        segments=POSTOP_SEGMENTS,
+        score=postop_scores,
+        summarise=summarise_postop,
+        selection=("dice_cavity_mean", "dice_whole_mean", "dice_residual_mean"),
+        notes=(
+            "Dice per case, mean and standard deviation; cavity = label 1, oedema = 2, whole "
+            "= 1+2+3 (all cases); residual = label 3 on the n_with_residual cases whose "
+            "reference has a residual enhancing tumour (the others have an empty label 3 and "
+            "are left out of its Dice). residual_sensitivity / residual_specificity: a "
+            f"predicted residual of at least {RESIDUAL_DETECTION_ML} ml counts as detected, "
+            "on cases with / without a residual. "
+            f"{_METHOD_NOTE} {_SYNTHETIC_NOTE}"
+        ),
+    ),
+}
 
 # --------------------------------------------------------------------------------------
 # Main
@@ -564,7 +765,7 @@ def generate(args: argparse.Namespace, log: _Log) -> None:
             continue
         started = time.time()
         for n, seed in enumerate(seeds, 1):
-            write_phantom_case(seed, root)
+            write_phantom_case(seed, root, kind=args.kind)
             if n % 10 == 0:
                 log("phantoms_written", what=what, n=n, seconds=round(time.time() - started, 1))
         log("phantoms_done", what=what, n=len(seeds), seconds=round(time.time() - started, 1))
@@ -574,6 +775,7 @@ def train(args: argparse.Namespace, log: _Log) -> Path:
     """Train; return the path of the best checkpoint."""
     import torch
 
+    kind: SegmentationKind = KINDS[args.kind]
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -631,14 +833,12 @@ def train(args: argparse.Namespace, log: _Log) -> Path:
             state["elapsed"] = time.time() - start
             metrics: dict[str, float] = {}
             if dev_cases:
-                from rgcds.inference.metrics import brats_dice
-
                 model.eval()
-                scores = [brats_dice(torch_predict(model, c, args.patch), c.labels)
+                scores = [kind.score(torch_predict(model, c, args.patch), c.labels)
                           for c in dev_cases]
-                metrics = summarise(scores)
-            score = float(np.mean([metrics.get(f"dice_{k}_mean", 0.0)
-                                   for k in ("wt", "tc", "et")])) if metrics else 0.0
+                metrics = kind.summarise(scores)
+            score = float(np.mean([metrics.get(k, 0.0)
+                                   for k in kind.selection])) if metrics else 0.0
             state["history"].append({"iteration": state["iteration"],
                                      "elapsed": round(state["elapsed"], 1), **metrics})
             shape_args = {"base": args.base, "levels": args.levels, "patch": args.patch}
@@ -686,8 +886,8 @@ def ship(args: argparse.Namespace, checkpoint: Path, log: _Log) -> Path:
 def evaluate(args: argparse.Namespace, log: _Log) -> dict[str, float]:
     """Dice on the held-out cases through rgcds.inference (ONNX Runtime); into the card."""
     from rgcds.inference import load_card, segment, select_backend
-    from rgcds.inference.metrics import brats_dice
 
+    kind: SegmentationKind = KINDS[args.kind]
     card = load_card(args.out)
     backend = select_backend(card, "onnxruntime", threads=args.threads)
     folders = list_cases(args.test_dir)
@@ -695,26 +895,22 @@ def evaluate(args: argparse.Namespace, log: _Log) -> dict[str, float]:
     for folder in folders:
         case = read_case(folder)
         labels = segment(case.images, card, backend, brain_mask=case.brain, overlap=0.5)
-        score = brats_dice(labels, case.labels)
+        score = kind.score(labels, case.labels)
         scores.append(score)
         log("test_case", case=case.name, **{k: round(v, 4) for k, v in score.items()})
-    metrics = summarise(scores)
+    metrics = kind.summarise(scores)
     log("test_summary", n=len(scores), **metrics)
     data = yaml.safe_load((args.out / "model.yaml").read_text())
     seeds = sorted(int(f.name.split("-")[-1]) for f in folders if f.name.startswith("phantom-"))
     data["validation"] = {
         "dataset": (
-            f"{len(scores)} held-out synthetic phantoms (rgcds.phantom.simulate_subject, size "
+            f"{len(scores)} held-out synthetic phantoms (rgcds.phantom.{kind.simulator}, size "
             f"'small', seeds {seeds[0] if seeds else '?'}..{seeds[-1] if seeds else '?'}), "
             "never seen in training or model selection"
         ),
         "n_cases": len(scores),
         "metrics": metrics,
-        "notes": (
-            "Dice per case, mean and standard deviation; WT = labels 1+2+3, TC = 1+3, ET = 3; "
-            "sliding window (card patch size, overlap 0.5), no TTA, ONNX Runtime CPU. "
-            "Synthetic data: these figures say nothing about performance on patients."
-        ),
+        "notes": kind.notes,
     }
     (args.out / "model.yaml").write_text(yaml.safe_dump(data, sort_keys=False, width=100))
     load_card(args.out)  # the written card must pass its own schema
@@ -732,8 +928,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dev-dir", type=Path, default=None,
                         help="model-selection cases (BraTS layout); default <workdir>/dev")
     parser.add_argument("--workdir", type=Path, required=True, help="checkpoints and log")
-    parser.add_argument("--out", type=Path, default=root / "models" / MODEL_ID,
-                        help="model folder to write model.onnx and model.yaml into")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="model folder to write model.onnx and model.yaml into; default "
+                        "models/<model id> of the repository")
+    parser.add_argument("--kind", choices=sorted(KINDS), default="preop",
+                        help="preop: tumour model brats-unet-phantom; postop: post-operative "
+                        "model postop-unet-phantom (phantoms from simulate_postop)")
+    parser.add_argument("--postop", dest="kind", action="store_const", const="postop",
+                        help="same as --kind postop")
     parser.add_argument("--phantoms", type=int, default=0, help="phantoms to generate")
     parser.add_argument("--test-phantoms", type=int, default=0,
                         help=f"held-out phantoms to generate (seeds {TEST_SEED_BASE}..)")
@@ -754,6 +956,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.test_dir = args.test_dir or args.workdir / "test"
     args.dev_dir = args.dev_dir or args.workdir / "dev"
+    args.out = args.out or root / "models" / KINDS[args.kind].model_id
     return args
 
 
