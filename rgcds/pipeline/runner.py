@@ -110,6 +110,7 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
     try:
         selection = run("classify", stages.classify, ctx, study_index)
         notes += list(selection.ambiguities)
+        stages.check_pet_only_input(study_index, selection)
         if stages.is_pet_only(selection):
             return _pet_only(ctx, run, timer, identity, selection, notes)
         converted = run("convert", stages.convert, ctx, selection)

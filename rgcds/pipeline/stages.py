@@ -24,7 +24,7 @@ import structlog
 
 from rgcds.analysis.measure import Measurements
 from rgcds.analysis.measure import measure as measure_tumour
-from rgcds.analysis.pet import PetMeasurements, PetNotAnalysed, analyse_pet
+from rgcds.analysis.pet import PetGeometryError, PetMeasurements, PetNotAnalysed, analyse_pet
 from rgcds.analysis.predict import ClinicalInputs, Predictions, predict_all
 from rgcds.analysis.radiomics import extract_radiomics, to_wide, write_features
 from rgcds.exceptions import DicomInputError, MissingSequenceError, ModelError
@@ -147,6 +147,27 @@ def is_pet_only(selection: SequenceSelection) -> bool:
         selection.series_for(SeriesRole.T1C) is None
         and selection.series_for(SeriesRole.PET) is not None
     )
+
+
+def check_pet_only_input(study_index: StudyIndex, selection: SequenceSelection) -> None:
+    """Say why a PET/CT study without MR cannot be analysed when its PET is not a volume.
+
+    Raises
+    ------
+    PetGeometryError
+        If the study has no T1c and its PET series has fewer than three slices.
+    """
+    if selection.series_for(SeriesRole.T1C) is not None:
+        return
+    if selection.series_for(SeriesRole.PET) is not None:
+        return
+    for series in study_index.series:
+        if series.modality == "PT" and series.n_frames < 3:
+            raise PetGeometryError(
+                f"The PET series {series.series_number} {series.series_description!r} has "
+                f"{series.n_frames} slice(s); a PET volume needs at least three slices (send "
+                "the whole series), and the study has no MR to analyse instead."
+            )
 
 
 def convert_pet_only(ctx: StudyContext, selection: SequenceSelection) -> Converted:
@@ -700,6 +721,7 @@ __all__ = [
     "CT_NOT_USED_NOTE",
     "Converted",
     "Segmentation",
+    "check_pet_only_input",
     "classify",
     "clinical_inputs",
     "convert",
