@@ -571,44 +571,6 @@ def predict(
     return predict_all(Path(root), values, clinical, research_mode=research)
 
 
-def pet_analysis(
-    ctx: StudyContext, converted: Converted, seg: Segmentation
-) -> PetMeasurements | PetNotAnalysed | None:
-    """Amino-acid PET measurements (TBR, SUV, BTV) on the model grid, where a PET was sent.
-
-    The PET was registered to the reference (mutual information) in preprocessing and
-    resampled onto the model grid with the MR masks, so no further transform is needed.
-    The tumour mask is the tumour core (necrosis + enhancement); the background is
-    normal-appearing contralateral brain (see ``docs/pet.md``).
-    """
-    volume = converted.volumes.get(SeriesRole.PET)
-    info = converted.series.get(SeriesRole.PET)
-    pet = seg.model_images.get(SeriesRole.PET.value)
-    if volume is None or info is None or pet is None:
-        return None
-    tracer = identify_tracer(info)
-    tumour = sitk.Cast(
-        sitk.Or(sitk.Equal(seg.labels_model, 1), sitk.Equal(seg.labels_model, 3)),
-        sitk.sitkUInt8,
-    )
-    try:
-        result = analyse_pet(
-            pet,
-            tracer=tracer,
-            suv=volume.pet,
-            brain_mask=seg.brain_mask_model,
-            tumour_mask=tumour,
-            settings=ctx.settings.pet,
-        )
-    except DicomInputError as exc:
-        logger.warning("PET not analysed", reason=str(exc))
-        return PetNotAnalysed(tracer=tracer, reason=str(exc))
-    if isinstance(result, PetMeasurements):
-        ctx.path("pet.json").write_text(json.dumps(pet_summary(result), indent=2))
-        logger.info("PET analysed", tracer=result.tracer.value, tbr_max=round(result.tbr_max, 2))
-    return result
-
-
 def pet_summary(result: PetMeasurements) -> dict[str, object]:
     """PHI-free figures of a PET analysis."""
 
@@ -730,7 +692,6 @@ __all__ = [
     "is_pet_only",
     "load_segmentation",
     "measure",
-    "pet_analysis",
     "pet_notes",
     "pet_only_analysis",
     "pet_summary",
