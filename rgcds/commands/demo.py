@@ -4,6 +4,11 @@ Writes a synthetic glioblastoma study (T1, T1c, T2, FLAIR, MET-PET), analyses it
 shipped models exactly as the daemon would (sequence identification, registration, brain
 extraction, segmentation, measurements, radiomics, predictions) and writes the DICOM SEG,
 TID 1500 SR, Secondary Capture overlays and PDF, plus a montage of the input with its truth.
+
+Then the post-operative case: a post-operative MR study (with an RT Structure Set holding
+the CTV) and a separate [11C]MET PET/CT study of the same synthetic patient, analysed as the
+daemon pairs them: PET measurements in the CTV, residual tumour, prognosis, the PET SEG in
+the PET study and the fused PET/MR overlays (``--no-postop`` skips it).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from rgcds.commands import (
     publish_outcome,
     settings_and_logging,
 )
+from rgcds.config import Settings
 
 NAME = "demo"
 HELP = "Generate a synthetic study and run the whole analysis on it offline."
@@ -30,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--size", choices=["small", "full"], default="full")
+    parser.add_argument("--no-postop", action="store_true",
+                        help="skip the post-operative MR + MET-PET/CT pair")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,5 +60,30 @@ def run(args: argparse.Namespace) -> int:
     print(f"stage seconds: {outcome.stage_seconds}")
     print(f"{len(outcome.written)} result objects (SEG, SR, SC, PDF) in {results}")
     print(f"montage of the input: {args.out / 'phantom-montage.png'}")
+    if not args.no_postop:
+        _postop(args, settings)
     print(RESEARCH_USE_ONLY)
     return 0
+
+
+def _postop(args: argparse.Namespace, settings: Settings) -> None:
+    from rgcds.phantom import write_postop_study
+    from rgcds.pipeline import StudyContext, run_study
+
+    out = args.out / "postop"
+    pair = write_postop_study(out / "phantom", seed=args.seed, size="small", rtstruct=True)
+    print(f"\npost-operative pair: MR study in {pair.mr_dir}, MET-PET/CT study in "
+          f"{pair.petct_dir}")
+    work = out / "work"
+    if work.exists():
+        shutil.rmtree(work)
+    ctx = StudyContext(
+        inputs=(pair.mr_dir,), work_dir=work, settings=settings,
+        partner_inputs=(pair.petct_dir,),
+        notes=("Demo: the MR study paired with the PET/CT study of the same patient.",),
+    )
+    outcome = run_study(ctx)
+    truth = json.loads(pair.clinical_json_path.read_text())
+    _record, results = publish_outcome(outcome, out, truth=truth)
+    print_outcome(outcome)
+    print(f"{len(outcome.written)} result objects (MR study and PET study) in {results}")
