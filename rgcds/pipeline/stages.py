@@ -142,10 +142,13 @@ def _ct_notes(selection: SequenceSelection) -> list[str]:
 
 
 def is_pet_only(selection: SequenceSelection) -> bool:
-    """Whether the study (with its partner, if any) has a PET but no T1c to analyse it with."""
-    return (
-        selection.series_for(SeriesRole.T1C) is None
-        and selection.series_for(SeriesRole.PET) is not None
+    """Whether the study (with its partner, if any) has a PET and no MR series at all.
+
+    An MR study without T1c is not analysed (the report says T1c is missing), PET or not.
+    """
+    mr_roles = (SeriesRole.T1, SeriesRole.T1C, SeriesRole.T2, SeriesRole.FLAIR)
+    return selection.series_for(SeriesRole.PET) is not None and all(
+        selection.series_for(role) is None for role in mr_roles
     )
 
 
@@ -160,6 +163,8 @@ def check_pet_only_input(study_index: StudyIndex, selection: SequenceSelection) 
     if selection.series_for(SeriesRole.T1C) is not None:
         return
     if selection.series_for(SeriesRole.PET) is not None:
+        return
+    if any(series.modality == "MR" for series in study_index.series):
         return
     for series in study_index.series:
         if series.modality == "PT" and series.n_frames < 3:
