@@ -169,9 +169,11 @@ def test_daemon_receives_processes_and_delivers_to_orthanc(
     finally:
         daemon.stop(timeout=60)
 
-    modalities = sorted(orthanc.get(f"/instances/{i}/simplified-tags")["Modality"]
-                        for i in orthanc.instances())
-    assert modalities.count("SEG") == 1
+    tags = [orthanc.get(f"/instances/{i}/simplified-tags") for i in orthanc.instances()]
+    modalities = sorted(t["Modality"] for t in tags)
+    segs = [t.get("SeriesDescription", "") for t in tags if t["Modality"] == "SEG"]
+    assert sum("tumour" in d for d in segs) == 1
+    assert all("tumour" in d or "PET" in d for d in segs)  # + the PET SEGs (PET in the study)
     assert modalities.count("SR") == 1
     assert "DOC" in modalities
     studies = orthanc.studies()
