@@ -51,6 +51,20 @@ SERIES_DESCRIPTION: dict[ObjectKind, str] = {
     ObjectKind.PET_SC: f"rgcds PET fusion overlays {RESEARCH_TAG}",
 }
 
+_POSTOP_SERIES_DESCRIPTION: dict[ObjectKind, str] = {
+    ObjectKind.SEG: f"rgcds post-operative SEG {RESEARCH_TAG}",
+    ObjectKind.SR: f"rgcds post-operative report SR {RESEARCH_TAG}",
+    ObjectKind.SC: f"rgcds post-operative overlays {RESEARCH_TAG}",
+    ObjectKind.PDF: f"rgcds post-operative report PDF {RESEARCH_TAG}",
+}
+
+
+def series_description(kind: ObjectKind, postoperative: bool = False) -> str:
+    """The series description of ``kind``; the post-operative one for a post-operative study."""
+    if postoperative and kind in _POSTOP_SERIES_DESCRIPTION:
+        return _POSTOP_SERIES_DESCRIPTION[kind]
+    return SERIES_DESCRIPTION[kind]
+
 
 @dataclass(frozen=True, slots=True)
 class ResultKey:

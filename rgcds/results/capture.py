@@ -33,6 +33,7 @@ from rgcds.results._common import (
     SERIES_NUMBER,
     ObjectKind,
     contributing_equipment,
+    series_description,
     stamp,
 )
 from rgcds.results.content import (
@@ -97,8 +98,12 @@ def render_slice(
     labels: npt.NDArray[np.uint8],
     window: tuple[float, float],
     caption: str,
+    postoperative: bool = False,
 ) -> npt.NDArray[np.uint8]:
-    """Render one slice as an RGB uint8 image with the overlay and burned-in text."""
+    """Render one slice as an RGB uint8 image with the overlay and burned-in text.
+
+    ``postoperative`` names the legend's regions with the post-operative labels.
+    """
     lo, hi = window
     grey = np.clip((background.astype(np.float64) - lo) / (hi - lo), 0, 1) * 255
     rgb = np.repeat(grey[..., None], 3, axis=2)
@@ -118,7 +123,8 @@ def render_slice(
     y = image.height - (max(10, size * 2 // 3) + 6) * 4
     for region in SEGMENT_REGIONS:
         draw.rectangle((6, y + 2, 6 + size // 2, y + 2 + size // 2), fill=REGION_COLOURS[region])
-        draw.text((12 + size // 2, y), codes.REGION_LABEL[region], fill=(255, 255, 255), font=small)
+        name = codes.region_label(region, postoperative)
+        draw.text((12 + size // 2, y), name, fill=(255, 255, 255), font=small)
         y += max(10, size * 2 // 3) + 6
     draw.text((6, y), caption, fill=(255, 255, 255), font=small)
     return np.asarray(image, dtype=np.uint8)
@@ -176,7 +182,9 @@ def build_overlays(
         for k in chosen:
             ref = source.datasets[k]
             caption = f"{name} slice {k + 1}/{source.shape[0]}  rgcds {__version__}"
-            pixels = render_slice(volume[k], segmentation.labels[k], window, caption)
+            pixels = render_slice(
+                volume[k], segmentation.labels[k], window, caption, segmentation.postoperative
+            )
             factor = pixels.shape[0] / float(ref.Rows)
             spacing = tuple(float(v) / factor for v in ref.PixelSpacing)
             index = len(images)
@@ -194,7 +202,7 @@ def build_overlays(
                 pixel_spacing=spacing,
                 patient_orientation=_orientation(ref.ImageOrientationPatient),
                 contributing_equipment=contributing_equipment(analysed_at),
-                series_description=SERIES_DESCRIPTION[ObjectKind.SC],
+                series_description=series_description(ObjectKind.SC, segmentation.postoperative),
             )
             sc.BurnedInAnnotation = "YES"
             # The brain is unpaired: with BodyPartExamined, Laterality (2C) must be absent.

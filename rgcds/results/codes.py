@@ -78,6 +78,53 @@ REGION_LABEL: dict[Region, str] = {
 }
 """Human-readable names (SEG segment labels, SR tracking identifiers, PDF rows)."""
 
+# Post-operative labels (model card ``models/postop-unet-phantom/model.yaml``):
+# 1 resection cavity, 2 oedema (FLAIR hyperintensity), 3 residual enhancing tumour.
+BODY_CAVITY = _sct("91806002", "Body cavity")
+ENHANCING_LESION = CodedConcept(
+    value="C113842", scheme_designator="NCIt", meaning="Enhancing Lesion"
+)
+LESION = _sct("52988006", "Lesion")
+
+POSTOP_SEGMENT_TYPE: dict[Region, CodedConcept] = {
+    Region.NCR: BODY_CAVITY,
+    Region.ET: ENHANCING_LESION,
+    Region.ED: EDEMA,
+}
+"""Segmented property type of each segment region of a post-operative study."""
+
+POSTOP_REGION_FINDING: dict[Region, CodedConcept] = {
+    **POSTOP_SEGMENT_TYPE,
+    Region.TC: private("CAVITY-RESIDUAL", "Resection cavity and residual enhancement"),
+    Region.WT: LESION,
+}
+"""Finding type of each region's SR measurement group in a post-operative study."""
+
+POSTOP_REGION_LABEL: dict[Region, str] = {
+    Region.NCR: "Resection cavity",
+    Region.ET: "Residual enhancing tumour",
+    Region.ED: "Oedema",
+    Region.TC: "Cavity + residual enhancement",
+    Region.WT: "Whole lesion",
+}
+"""Human-readable names of the regions of a post-operative study."""
+
+
+def region_label(region: Region, postoperative: bool = False) -> str:
+    """The displayed name of ``region`` (:data:`POSTOP_REGION_LABEL` when post-operative)."""
+    return (POSTOP_REGION_LABEL if postoperative else REGION_LABEL)[region]
+
+
+def segment_type(region: Region, postoperative: bool = False) -> CodedConcept:
+    """The segmented property type of the segment ``region``."""
+    return (POSTOP_SEGMENT_TYPE if postoperative else SEGMENT_TYPE)[region]
+
+
+def region_finding(region: Region, postoperative: bool = False) -> CodedConcept:
+    """The SR finding type of ``region``."""
+    return (POSTOP_REGION_FINDING if postoperative else REGION_FINDING)[region]
+
+
 # --- Algorithm family (CID 7162) ------------------------------------------------------------
 ARTIFICIAL_INTELLIGENCE = _dcm("123110", "Artificial Intelligence")
 PROCESSING_EQUIPMENT = _dcm("109102", "Processing Equipment")
@@ -303,15 +350,18 @@ __all__ = [
     "BACKGROUND_METHOD",
     "BACKGROUND_UPTAKE",
     "BIOLOGICAL_TUMOUR_VOLUME",
+    "BODY_CAVITY",
     "BRAIN",
     "CLINICAL_TARGET_VOLUME",
     "COVARIATES",
     "CROSSES_MIDLINE",
     "CTV_SOURCE",
     "EDEMA",
+    "ENHANCING_LESION",
     "GLIOBLASTOMA",
     "INTENDED_USE",
     "LATERALITY",
+    "LESION",
     "LOBE",
     "LONG_AXIS",
     "MAXIMUM",
@@ -332,6 +382,9 @@ __all__ = [
     "PET_SEGMENT_ID",
     "PET_SEGMENT_TYPE",
     "PET_UNITS",
+    "POSTOP_REGION_FINDING",
+    "POSTOP_REGION_LABEL",
+    "POSTOP_SEGMENT_TYPE",
     "PRESENT",
     "PRIVATE_SCHEME",
     "PRIVATE_SCHEME_NAME",
@@ -379,7 +432,10 @@ __all__ = [
     "prognosis_endpoint",
     "prognosis_median",
     "radiomic_feature",
+    "region_finding",
+    "region_label",
     "risk_group",
+    "segment_type",
     "tracer",
     "ucum",
     "unit",

@@ -202,10 +202,17 @@ class AlgorithmInfo:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SegmentationResult:
-    """BraTS labels on the reference grid: 0 background, 1 NCR, 2 ED, 3 ET."""
+    """BraTS labels on the reference grid: 0 background, 1 NCR, 2 ED, 3 ET.
+
+    For a post-operative study (``postoperative``) the same labels mean 1 resection cavity,
+    2 oedema, 3 residual enhancing tumour; the region keys stay, the displayed names and
+    codes change.
+    """
 
     labels: npt.NDArray[np.uint8]
     algorithm: AlgorithmInfo
+    postoperative: bool = False
+    """Whether the labels come from the post-operative model (cavity / oedema / residual)."""
 
     def __post_init__(self) -> None:
         if self.labels.ndim != 3:
@@ -547,6 +554,9 @@ class ReportContent:
     """Free-text notes shown in the SR and the PDF (e.g. warnings); never PHI."""
     pet: PetReport | None = None
     """The amino-acid PET analysis, if a PET was analysed (paired with the MR or alone)."""
+    postoperative: bool = False
+    """Whether the regions are post-operative (resection cavity, oedema, residual enhancing
+    tumour) rather than pre-operative (necrotic core, oedema, enhancing tumour)."""
 
     def __post_init__(self) -> None:
         if self.status is ReportStatus.NOT_ANALYSED and not self.reason:

@@ -24,9 +24,9 @@ from rgcds.results import codes
 from rgcds.results._common import (
     MANUFACTURER,
     MODEL_NAME,
-    SERIES_DESCRIPTION,
     SERIES_NUMBER,
     ObjectKind,
+    series_description,
 )
 from rgcds.results.content import (
     AlgorithmInfo,
@@ -216,7 +216,10 @@ def render_pdf(content: ReportContent, algorithm: AlgorithmInfo | None = None) -
     ) as pdf:
         fig = Figure(figsize=(8.27, 11.69))
         _banner(fig, 1)
-        fig.text(0.06, 0.925, "Glioblastoma radiogenomics summary", fontsize=15, fontweight="bold")
+        heading = "Glioblastoma radiogenomics summary"
+        if content.postoperative:
+            heading += " (post-operative)"
+        fig.text(0.06, 0.925, heading, fontsize=15, fontweight="bold")
         fig.text(
             0.06,
             0.905,
@@ -241,7 +244,10 @@ def render_pdf(content: ReportContent, algorithm: AlgorithmInfo | None = None) -
         if content.status is ReportStatus.COMPLETE:
             seg_name = f"{algorithm.display_name} {algorithm.version}" if algorithm else "-"
             volume_rows = [
-                [f"{codes.REGION_LABEL[m.region]} ({m.region.value})", f"{m.volume_ml:.1f}"]
+                [
+                    f"{codes.region_label(m.region, content.postoperative)} ({m.region.value})",
+                    f"{m.volume_ml:.1f}",
+                ]
                 for m in content.regions
             ]
             _table(
@@ -401,7 +407,7 @@ def build_encapsulated_pdf(
     ds.Modality = "DOC"
     ds.SeriesInstanceUID = key.series_uid(ObjectKind.PDF)
     ds.SeriesNumber = SERIES_NUMBER[ObjectKind.PDF]
-    ds.SeriesDescription = SERIES_DESCRIPTION[ObjectKind.PDF]
+    ds.SeriesDescription = series_description(ObjectKind.PDF, content.postoperative)
     ds.SeriesDate = when.strftime("%Y%m%d")
     ds.SeriesTime = when.strftime("%H%M%S")
     # General Equipment and SC Equipment

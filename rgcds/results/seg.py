@@ -21,11 +21,11 @@ from rgcds.results._common import (
     DEVICE_SERIAL,
     MANUFACTURER,
     MODEL_NAME,
-    SERIES_DESCRIPTION,
     SERIES_NUMBER,
     ObjectKind,
     ResultKey,
     contributing_equipment,
+    series_description,
     stamp,
 )
 from rgcds.results.content import (
@@ -52,8 +52,14 @@ def result_key(source: SourceSeries, algorithm: AlgorithmInfo) -> ResultKey:
     )
 
 
-def segment_descriptions(algorithm: AlgorithmInfo, key: ResultKey) -> list[SegmentDescription]:
-    """The three segment descriptions, with SNOMED CT codes and algorithm identification."""
+def segment_descriptions(
+    algorithm: AlgorithmInfo, key: ResultKey, postoperative: bool = False
+) -> list[SegmentDescription]:
+    """The three segment descriptions, with coded types and algorithm identification.
+
+    ``postoperative`` names and codes the segments resection cavity, residual enhancing
+    tumour and oedema instead of necrotic core, enhancing tumour and oedema.
+    """
     algo = hd.AlgorithmIdentificationSequence(
         name=algorithm.display_name,
         family=codes.algorithm_family(algorithm.family),
@@ -64,13 +70,13 @@ def segment_descriptions(algorithm: AlgorithmInfo, key: ResultKey) -> list[Segme
     return [
         SegmentDescription(
             segment_number=SEGMENT_NUMBER[region],
-            segment_label=codes.REGION_LABEL[region],
+            segment_label=codes.region_label(region, postoperative),
             segmented_property_category=codes.MORPHOLOGICALLY_ABNORMAL_STRUCTURE,
-            segmented_property_type=codes.SEGMENT_TYPE[region],
+            segmented_property_type=codes.segment_type(region, postoperative),
             algorithm_type=SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=algo,
             tracking_uid=key.uid("tracking", SEGMENT_NUMBER[region]),
-            tracking_id=f"{codes.REGION_LABEL[region]} ({region.value})",
+            tracking_id=f"{codes.region_label(region, postoperative)} ({region.value})",
             anatomic_regions=[codes.BRAIN],
         )
         for region in SEGMENT_REGIONS
@@ -125,7 +131,9 @@ def build_segmentation(
         source_images=list(source.datasets),
         pixel_array=masks,
         segmentation_type=SegmentationTypeValues.BINARY,
-        segment_descriptions=segment_descriptions(segmentation.algorithm, key),
+        segment_descriptions=segment_descriptions(
+            segmentation.algorithm, key, segmentation.postoperative
+        ),
         series_instance_uid=key.series_uid(ObjectKind.SEG),
         series_number=SERIES_NUMBER[ObjectKind.SEG],
         sop_instance_uid=key.instance_uid(ObjectKind.SEG),
@@ -134,9 +142,13 @@ def build_segmentation(
         manufacturer_model_name=MODEL_NAME,
         software_versions=__version__,
         device_serial_number=DEVICE_SERIAL,
-        content_description="Glioblastoma sub-regions. Research use only.",
+        content_description=(
+            "Post-operative glioblastoma regions. Research use only."
+            if segmentation.postoperative
+            else "Glioblastoma sub-regions. Research use only."
+        ),
         content_label="TUMOUR",
-        series_description=SERIES_DESCRIPTION[ObjectKind.SEG],
+        series_description=series_description(ObjectKind.SEG, segmentation.postoperative),
         contributing_equipment=contributing_equipment(analysed_at),
         omit_empty_frames=True,
     )

@@ -60,12 +60,12 @@ from rgcds.results import codes
 from rgcds.results._common import (
     MANUFACTURER,
     MODEL_NAME,
-    SERIES_DESCRIPTION,
     SERIES_NUMBER,
     ObjectKind,
     ResultKey,
     contributing_equipment,
     declare_private_scheme,
+    series_description,
     stamp,
 )
 from rgcds.results.content import (
@@ -212,7 +212,7 @@ def _region_groups(
                         codes.unit(feature.unit),
                     )
                 )
-        label = f"{codes.REGION_LABEL[region]} ({region.value})"
+        label = f"{codes.region_label(region, content.postoperative)} ({region.value})"
         evaluations = midline if region is Region.WT else []
         if region.is_segment and seg is not None and source is not None:
             number = SEGMENT_NUMBER[region]
@@ -227,7 +227,7 @@ def _region_groups(
                         segment_number=number,
                         source_series=SourceSeriesForSegmentation(source.series_instance_uid),
                     ),
-                    finding_type=codes.REGION_FINDING[region],
+                    finding_type=codes.region_finding(region, content.postoperative),
                     algorithm_id=algo,
                     finding_sites=sites or None,
                     measurements=measurements or None,
@@ -240,7 +240,7 @@ def _region_groups(
                     tracking_identifier=TrackingIdentifier(
                         uid=key.uid(f"tracking-{region.value}"), identifier=label
                     ),
-                    finding_type=codes.REGION_FINDING[region],
+                    finding_type=codes.region_finding(region, content.postoperative),
                     algorithm_id=algo,
                     finding_sites=sites or None,
                     measurements=measurements or None,
@@ -692,7 +692,7 @@ def build_report(
         instance_number=1,
         manufacturer=MANUFACTURER,
         is_complete=True,
-        series_description=SERIES_DESCRIPTION[ObjectKind.SR],
+        series_description=series_description(ObjectKind.SR, content.postoperative),
         contributing_equipment=contributing_equipment(content.analysed_at),
     )
     if placeholder and "CurrentRequestedProcedureEvidenceSequence" in sr:

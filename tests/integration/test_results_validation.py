@@ -3,6 +3,7 @@ SEG read back by highdicom holds exactly the pipeline's masks."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -72,6 +73,24 @@ _ACCEPTED_WARNING = "Unrecognized defined term <99RGCDS>"
 def test_dciodvfy_finds_no_errors(written: tuple[WrittenResults, np.ndarray]) -> None:
     results, _ = written
     assert {o.kind for o in results.objects} == {"seg", "sr", "sc", "pdf"}
+    for obj in results.objects:
+        errors, warnings = _dciodvfy(obj.path)
+        assert errors == [], (obj.kind, errors)
+        assert [w for w in warnings if _ACCEPTED_WARNING not in w] == [], (obj.kind, warnings)
+
+
+def test_dciodvfy_finds_no_errors_postoperative(source: SourceSeries, tmp_path: Path) -> None:
+    labels = make_labels()
+    content = dataclasses.replace(make_report_content(source, labels), postoperative=True)
+    results = write_results(
+        tmp_path,
+        content,
+        source=source,
+        segmentation=SegmentationResult(labels, SEG_MODEL, postoperative=True),
+        overlays=False,
+        pdf=False,
+    )
+    assert {o.kind for o in results.objects} == {"seg", "sr"}
     for obj in results.objects:
         errors, warnings = _dciodvfy(obj.path)
         assert errors == [], (obj.kind, errors)
