@@ -210,8 +210,13 @@ def complete_report(
     notes: Iterable[str] = (),
     analysed_at: datetime | None = None,
     pet: PetReport | None = None,
+    postoperative: bool = False,
 ) -> ReportContent:
-    """The content of the report of an analysed study."""
+    """The content of the report of an analysed study.
+
+    ``postoperative``: the labels are the post-operative model's (resection cavity, oedema,
+    residual enhancing tumour) and are named so.
+    """
     return ReportContent(
         study=study,
         status=ReportStatus.COMPLETE,
@@ -225,6 +230,7 @@ def complete_report(
         analysed_at=analysed_at or datetime.now(UTC).replace(microsecond=0),
         notes=tuple(notes),
         pet=pet,
+        postoperative=postoperative,
     )
 
 

@@ -169,6 +169,7 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
         content = report.complete_report(
             identity, measurements, table, predictions, used,
             notes=[*notes, *seg.notes, *pet_extra], pet=pet_content,
+            postoperative=stages.postoperative_labels(ctx, seg),
         )
         written = run("write", stages.write, ctx, content, source, seg, pet_images)
         summary = {

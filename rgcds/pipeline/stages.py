@@ -641,6 +641,11 @@ def overlay_backgrounds(seg: Segmentation) -> dict[str, np.ndarray]:
     return {"FLAIR": sitk.GetArrayFromImage(on_native).astype(np.float32)}
 
 
+def postoperative_labels(ctx: StudyContext, seg: Segmentation) -> bool:
+    """Whether the labels mean cavity / oedema / residual enhancement (post-op model)."""
+    return seg.model_id == ctx.settings.processing.postoperative_segmentation_model
+
+
 def write(
     ctx: StudyContext,
     content: ReportContent,
@@ -661,6 +666,7 @@ def write(
             algorithm=AlgorithmInfo(
                 model_id=seg.model_id, version=seg.model_version, name=seg.model_id
             ),
+            postoperative=postoperative_labels(ctx, seg),
         )
         backgrounds = overlay_backgrounds(seg)
     processing = ctx.settings.processing
@@ -700,6 +706,7 @@ __all__ = [
     "pet_notes",
     "pet_only_analysis",
     "pet_summary",
+    "postoperative_labels",
     "predict",
     "preprocess",
     "radiomics",

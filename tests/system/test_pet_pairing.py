@@ -120,7 +120,7 @@ def test_mr_and_pet_ct_studies_are_paired_and_delivered(
     mr, pet = studies[postop.mr_study_uid], studies[postop.petct_study_uid]
     pet_segs = [d for m, d in pet if m == "SEG"]
     assert pet_segs and all("PET" in d for d in pet_segs)
-    assert any(m == "SEG" and "tumour" in d for m, d in mr)
+    assert any(m == "SEG" and "post-operative SEG" in d for m, d in mr)  # post-op model
     assert any(m == "SEG" and "PET" in d for m, d in mr)  # PET segments on the MR grid
     assert any(m == "SR" for m, _ in mr)
     texts = " | ".join(_sr_texts(orthanc, postop.mr_study_uid))
