@@ -83,10 +83,8 @@ from rgcds.phantom._tumour import LABEL_OEDEMA as _PREOP_OEDEMA
 from rgcds.phantom.clinical import ClinicalVariables
 from rgcds.phantom.simulate import (
     MR_ROLES,
-    NOISE_FRACTION,
-    bias_field,
+    augment_images,
     check_args,
-    rician,
     rng_stream,
     simulate_clean,
 )
@@ -602,14 +600,7 @@ def simulate_postop(seed: int, size: str = "small", *, augment: bool = True) -> 
     grid = clean.grid
     images = {role: clean.images[role] for role in (*MR_ROLES, "PET")}
     if augment:
-        rng = rng_stream(seed, _STREAM_AUGMENT)
-        axes = grid.axes()
-        for role in MR_ROLES:
-            biased = images[role] * bias_field(rng, axes, 0.08)
-            images[role] = rician(rng, biased, NOISE_FRACTION[role])
-        pet = images["PET"]
-        noisy = pet + rng.normal(0.0, 1.0, pet.shape).astype(np.float32) * 0.06 * np.sqrt(pet)
-        images["PET"] = np.asarray(np.clip(noisy, 0.0, None), dtype=np.float32)
+        augment_images(images, grid, rng_stream(seed, _STREAM_AUGMENT))
     return PostopSubject(
         seed=seed,
         size=size,

@@ -330,6 +330,23 @@ def rician(rng: np.random.Generator, signal: FloatArray, sigma: float) -> FloatA
     return np.asarray(np.sqrt(real * real + imag * imag), dtype=np.float32)
 
 
+def augment_images(
+    images: dict[str, FloatArray], grid: Grid, rng: np.random.Generator
+) -> None:
+    """Add, in place, a bias field and Rician noise to the MR images and noise to the PET.
+
+    Shared by :func:`simulate_subject` and :func:`rgcds.phantom.postop.simulate_postop`
+    (each with its own random stream).
+    """
+    axes = grid.axes()
+    for role in MR_ROLES:
+        biased = images[role] * bias_field(rng, axes, 0.08)
+        images[role] = rician(rng, biased, NOISE_FRACTION[role])
+    pet = images["PET"]
+    noisy = pet + rng.normal(0.0, 1.0, pet.shape).astype(np.float32) * 0.06 * np.sqrt(pet)
+    images["PET"] = np.asarray(np.clip(noisy, 0.0, None), dtype=np.float32)
+
+
 def simulate_subject(seed: int, size: str = "small", *, augment: bool = True) -> SubjectVolumes:
     """Simulate one glioblastoma subject in template space, without writing DICOM.
 
@@ -358,14 +375,7 @@ def simulate_subject(seed: int, size: str = "small", *, augment: bool = True) ->
     grid = clean.grid
     images = dict(clean.images)
     if augment:
-        rng = rng_stream(seed, _STREAM_AUGMENT)
-        axes = grid.axes()
-        for role in MR_ROLES:
-            biased = images[role] * bias_field(rng, axes, 0.08)
-            images[role] = rician(rng, biased, NOISE_FRACTION[role])
-        pet = images["PET"]
-        noisy = pet + rng.normal(0.0, 1.0, pet.shape).astype(np.float32) * 0.06 * np.sqrt(pet)
-        images["PET"] = np.asarray(np.clip(noisy, 0.0, None), dtype=np.float32)
+        augment_images(images, grid, rng_stream(seed, _STREAM_AUGMENT))
     t = clean.tumour
     return SubjectVolumes(
         seed=seed,

@@ -368,12 +368,12 @@ PET_ALGORITHM = AlgorithmInfo(
 )
 
 
-def _native(mask_model: sitk.Image, seg: Segmentation, linear: bool = False) -> np.ndarray:
-    resampled = sitk.Resample(
-        mask_model, seg.labels_native, sitk.Transform(),
-        sitk.sitkLinear if linear else sitk.sitkNearestNeighbor, 0.0,
-        sitk.sitkFloat32 if linear else sitk.sitkUInt8,
-    )
+def _native(image: sitk.Image, seg: Segmentation, linear: bool = False) -> np.ndarray:
+    """A model-grid mask (nearest neighbour) or map (linear) on the reference's native grid."""
+    if not linear:
+        return np.asarray(sitk.GetArrayFromImage(_onto(image, seg.labels_native)))
+    resampled = sitk.Resample(image, seg.labels_native, sitk.Transform(), sitk.sitkLinear,
+                              0.0, sitk.sitkFloat32)
     return np.asarray(sitk.GetArrayFromImage(resampled))
 
 

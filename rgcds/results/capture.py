@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -130,6 +131,47 @@ def render_slice(
     return np.asarray(image, dtype=np.uint8)
 
 
+def _capture(
+    ref: Any,
+    pixels: npt.NDArray[np.uint8],
+    kind: ObjectKind,
+    index: int,
+    key: Any,
+    series_uid: str,
+    analysed_at: datetime | None,
+    description: str,
+    *,
+    comments: str,
+    derivation: str,
+) -> SCImage:
+    """One burned-in RGB Secondary Capture of a rendered slice of ``ref``'s series."""
+    factor = pixels.shape[0] / float(ref.Rows)
+    spacing = tuple(float(v) / factor for v in ref.PixelSpacing)
+    sc = SCImage.from_ref_dataset(
+        ref_dataset=ref,
+        pixel_array=pixels,
+        photometric_interpretation="RGB",
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        series_instance_uid=series_uid,
+        series_number=SERIES_NUMBER[kind],
+        sop_instance_uid=key.instance_uid(kind, index),
+        instance_number=index + 1,
+        manufacturer=MANUFACTURER,
+        pixel_spacing=spacing,
+        patient_orientation=_orientation(ref.ImageOrientationPatient),
+        contributing_equipment=contributing_equipment(analysed_at),
+        series_description=description,
+    )
+    sc.BurnedInAnnotation = "YES"
+    # The brain is unpaired: with BodyPartExamined, Laterality (2C) must be absent.
+    sc.BodyPartExamined = str(ref.get("BodyPartExamined") or "BRAIN")
+    sc.ImageComments = comments
+    sc.DerivationDescription = derivation
+    stamp(sc, analysed_at)
+    return sc
+
+
 def build_overlays(
     source: SourceSeries,
     segmentation: SegmentationResult,
@@ -185,32 +227,12 @@ def build_overlays(
             pixels = render_slice(
                 volume[k], segmentation.labels[k], window, caption, segmentation.postoperative
             )
-            factor = pixels.shape[0] / float(ref.Rows)
-            spacing = tuple(float(v) / factor for v in ref.PixelSpacing)
-            index = len(images)
-            sc = SCImage.from_ref_dataset(
-                ref_dataset=ref,
-                pixel_array=pixels,
-                photometric_interpretation="RGB",
-                bits_allocated=8,
-                coordinate_system="PATIENT",
-                series_instance_uid=series_uid,
-                series_number=SERIES_NUMBER[ObjectKind.SC],
-                sop_instance_uid=key.instance_uid(ObjectKind.SC, index),
-                instance_number=index + 1,
-                manufacturer=MANUFACTURER,
-                pixel_spacing=spacing,
-                patient_orientation=_orientation(ref.ImageOrientationPatient),
-                contributing_equipment=contributing_equipment(analysed_at),
-                series_description=series_description(ObjectKind.SC, segmentation.postoperative),
-            )
-            sc.BurnedInAnnotation = "YES"
-            # The brain is unpaired: with BodyPartExamined, Laterality (2C) must be absent.
-            sc.BodyPartExamined = str(ref.get("BodyPartExamined") or "BRAIN")
-            sc.ImageComments = f"{name} with tumour overlay. {BANNER}."
-            sc.DerivationDescription = "Segmentation overlay rendered by rgcds. Research use only."
-            stamp(sc, analysed_at)
-            images.append(sc)
+            images.append(_capture(
+                ref, pixels, ObjectKind.SC, len(images), key, series_uid, analysed_at,
+                series_description(ObjectKind.SC, segmentation.postoperative),
+                comments=f"{name} with tumour overlay. {BANNER}.",
+                derivation="Segmentation overlay rendered by rgcds. Research use only.",
+            ))
     logger.info(
         "overlays_built", study_uid=key.study_instance_uid, images=len(images), slices=chosen
     )
@@ -419,30 +441,12 @@ def build_pet_fusion(
             ctv=ctv[k] if ctv is not None else None,
             caption=caption,
         )
-        factor = pixels.shape[0] / float(ref.Rows)
-        spacing = tuple(float(v) / factor for v in ref.PixelSpacing)
-        sc = SCImage.from_ref_dataset(
-            ref_dataset=ref,
-            pixel_array=pixels,
-            photometric_interpretation="RGB",
-            bits_allocated=8,
-            coordinate_system="PATIENT",
-            series_instance_uid=series_uid,
-            series_number=SERIES_NUMBER[ObjectKind.PET_SC],
-            sop_instance_uid=key.instance_uid(ObjectKind.PET_SC, index),
-            instance_number=index + 1,
-            manufacturer=MANUFACTURER,
-            pixel_spacing=spacing,
-            patient_orientation=_orientation(ref.ImageOrientationPatient),
-            contributing_equipment=contributing_equipment(analysed_at),
-            series_description=SERIES_DESCRIPTION[ObjectKind.PET_SC],
-        )
-        sc.BurnedInAnnotation = "YES"
-        sc.BodyPartExamined = str(ref.get("BodyPartExamined") or "BRAIN")
-        sc.ImageComments = f"{pet.tracer} {mode}, TBR colour map, BTV and CTV contours. {BANNER}."
-        sc.DerivationDescription = "PET TBR overlay rendered by rgcds. Research use only."
-        stamp(sc, analysed_at)
-        images.append(sc)
+        images.append(_capture(
+            ref, pixels, ObjectKind.PET_SC, index, key, series_uid, analysed_at,
+            SERIES_DESCRIPTION[ObjectKind.PET_SC],
+            comments=f"{pet.tracer} {mode}, TBR colour map, BTV and CTV contours. {BANNER}.",
+            derivation="PET TBR overlay rendered by rgcds. Research use only.",
+        ))
     logger.info(
         "pet_fusion_built",
         study_uid=key.study_instance_uid,

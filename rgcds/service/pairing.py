@@ -57,23 +57,27 @@ def _iso_date(value: str) -> str | None:
         return None
 
 
+def _own_header(jobs: JobStore, study_uid: str) -> Any | None:
+    """One readable header (Patient ID, issuer, Study Date only) of a received study."""
+    for record in jobs.instances(study_uid)[:3]:
+        try:
+            ds = pydicom.dcmread(record.path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+        except (InvalidDicomError, OSError, EOFError, ValueError):
+            continue
+        remember_phi(ds)
+        return ds
+    return None
+
+
 def record_new_studies(jobs: JobStore) -> int:
     """Read one header of every study not yet recorded; returns how many were recorded."""
     recorded = 0
     for study_uid in jobs.unrecorded_studies():
-        instances = jobs.instances(study_uid)
+        ds = _own_header(jobs, study_uid)
         key, date = "", None
-        for record in instances[:3]:
-            try:
-                ds = pydicom.dcmread(
-                    record.path, stop_before_pixels=True, specific_tags=_HEADER_TAGS
-                )
-            except (InvalidDicomError, OSError, EOFError, ValueError):
-                continue
-            remember_phi(ds)
+        if ds is not None:
             key = patient_key(str(ds.get("PatientID", "")), str(ds.get("IssuerOfPatientID", "")))
             date = _iso_date(str(ds.get("StudyDate", "")))
-            break
         jobs.record_study(study_uid, key, date)
         recorded += 1
     return recorded
@@ -155,17 +159,6 @@ def find_partner(jobs: JobStore, study_uid: str, window_days: int) -> Partner | 
     inputs = tuple(sorted({Path(r.path).parent for r in jobs.instances(uid)}))
     logger.info("partner study found", study_uid=study_uid, partner_uid=uid, days_apart=days)
     return Partner(study_uid=uid, modality=want, days_apart=days, inputs=inputs)
-
-
-def _own_header(jobs: JobStore, study_uid: str) -> Any | None:
-    for record in jobs.instances(study_uid)[:3]:
-        try:
-            ds = pydicom.dcmread(record.path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
-        except (InvalidDicomError, OSError, EOFError, ValueError):
-            continue
-        remember_phi(ds)
-        return ds
-    return None
 
 
 def retrieve_partner(settings: Settings, jobs: JobStore, study_uid: str) -> Partner | None:
