@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-APT_PACKAGES := orthanc dcmtk dicom3tools
+APT_PACKAGES := orthanc dcmtk dicom3tools strace
 DEMO_OUT ?= demo-out
 
 .PHONY: demo test install system-deps lock lint typecheck bench clean train-extra
@@ -17,6 +17,7 @@ system-deps:
 	command -v Orthanc >/dev/null 2>&1 || missing="$$missing orthanc"; \
 	command -v storescu >/dev/null 2>&1 || missing="$$missing dcmtk"; \
 	command -v dciodvfy >/dev/null 2>&1 || missing="$$missing dicom3tools"; \
+	command -v strace >/dev/null 2>&1 || missing="$$missing strace"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from rgcds import RESEARCH_USE_ONLY, __version__
 from rgcds.exceptions import RgcdsError
+from rgcds.prefect_env import keep_prefect_offline
 
 # Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rgcds`` command line; returns the process exit status."""
+    keep_prefect_offline()  # before any command imports Prefect; its subprocesses inherit it
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from rgcds.config import Settings
+from rgcds.prefect_env import keep_prefect_offline
 from rgcds.service.metrics import Metrics
 from rgcds.service.pairing import find_partner, no_partner_note, retrieve_partner
 from rgcds.store import Job, JobState, JobStore
@@ -76,6 +77,7 @@ def make_processor(
 
     ``jobs`` returns the daemon's job store (opened when the daemon starts).
     """
+    keep_prefect_offline()  # before the flow (or run_deployment) imports Prefect
 
     def process(job: Job) -> None:
         store = jobs()

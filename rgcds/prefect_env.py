@@ -1,0 +1,57 @@
+"""Prefect without phone-home: nothing leaves the machine unasked.
+
+Prefect 3.9 reaches out on its own in these places, each on by default; the variable
+after each turns it off:
+
+* the server's telemetry heartbeat (version, platform, a session id) to
+  ``sens-o-matic.prefect.io``, sent by the embedded ephemeral API and by
+  ``prefect server start`` (the ``Failed to send telemetry`` line of an offline host):
+  ``PREFECT_SERVER_ANALYTICS_ENABLED=false``;
+* the SDK's usage events (Amplitude), from every client: the daemon, workers, flow runs:
+  ``DO_NOT_TRACK=1``;
+* OpenTelemetry spans of flow and task runs:
+  ``PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY=false``;
+* process CPU and memory metrics of flow-run subprocesses, over OTLP to an endpoint derived
+  from a Prefect Cloud API URL or ``OTEL_EXPORTER_OTLP_*``:
+  ``PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS=false``;
+* and, for any OpenTelemetry SDK in the environment: ``OTEL_SDK_DISABLED=true``.
+
+:func:`keep_prefect_offline` sets them in ``os.environ``, overriding whatever the operator's
+environment says, so that the process and every subprocess it starts (Prefect's ephemeral
+API server inherits ``os.environ``) stay quiet. ``rgcds`` calls it first thing, before
+Prefect is imported; the daemon's processing slot calls it again. Processes rgcds does not
+start (``prefect server start``, ``prefect worker start``) get the same variables from
+their systemd units (``deploy/systemd``), and the flow runs a worker starts get them from
+the deployment's job variables (``{"env": OFFLINE_ENVIRONMENT}``, see
+``docs/operations.md``).
+
+The Prefect API the daemon talks to is the operator's choice (``processing.prefect_api_url``,
+``PREFECT_API_URL``): that connection is asked for, and is not changed here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+
+#: The environment that turns off every outbound default of Prefect 3.9 (see above).
+OFFLINE_ENVIRONMENT: dict[str, str] = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
+    "PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS": "false",
+    "OTEL_SDK_DISABLED": "true",
+}
+
+
+def keep_prefect_offline(environ: MutableMapping[str, str] | None = None) -> None:
+    """Set :data:`OFFLINE_ENVIRONMENT` in ``environ`` (``os.environ`` by default).
+
+    Call it before Prefect is imported: Prefect reads its settings when it is imported and
+    sends its first SDK event then. Values already there are overridden.
+    """
+    target = os.environ if environ is None else environ
+    target.update(OFFLINE_ENVIRONMENT)
+
+
+__all__ = ["OFFLINE_ENVIRONMENT", "keep_prefect_offline"]
