@@ -12,12 +12,23 @@ Validation: nested cross-validation. Inner stratified k-fold grid search over ``
 is that of the pooled out-of-fold predictions, with a 95 % percentile bootstrap CI over them.
 The final model is refit (with the same inner search) on all cases and saved with skops.
 
-Example::
+Inputs: ``--sequences T1,T1c,T2,FLAIR`` keeps only the radiomic features of those series (and
+the shape features and clinical variables); the card's ``requires`` block states the series,
+regions and clinical variables the model needs, so that
+:func:`rgcds.analysis.predict.predict_all` runs it only on studies that can feed it.
+
+Example (the shipped MR-only and MR + PET variants)::
 
     .venv/bin/python pipelines/train_radiogenomics.py \
         --features build/phantom-cohort/features_wide.csv \
         --labels build/phantom-cohort/labels.csv --target mgmt_methylated \
+        --sequences T1,T1c,T2,FLAIR --version 0.2.0 \
         --model-id mgmt-phantom-demo --out models/mgmt-phantom-demo --synthetic
+    .venv/bin/python pipelines/train_radiogenomics.py \
+        --features build/phantom-cohort/features_wide.csv \
+        --labels build/phantom-cohort/labels.csv --target mgmt_methylated \
+        --sequences T1,T1c,T2,FLAIR,PET --version 0.2.0 \
+        --model-id mgmt-pet-phantom-demo --out models/mgmt-pet-phantom-demo --synthetic
 """
 
 from __future__ import annotations
@@ -39,9 +50,15 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from rgcds.analysis.cards import sha256_of, write_card
+from rgcds.analysis.cards import inputs_from_features, sha256_of, write_card
 from rgcds.analysis.predict import TRUSTED_TYPES
-from rgcds.analysis.validation import TrainingDataError, bootstrap_ci, load_training_table
+from rgcds.analysis.validation import (
+    TrainingDataError,
+    bootstrap_ci,
+    load_training_table,
+    parse_sequences,
+    select_sequences,
+)
 
 CLINICAL = ("age_years", "sex_male")
 SYNTHETIC_USE = (
@@ -109,6 +126,7 @@ def train_classifier(
     training_data: str = "",
     intended_use: str = "",
     radiomics_params: str = "radiomics_fast.yaml",
+    sequences: Sequence[str] | None = None,
 ) -> Path:
     """Nested-CV train a classifier for ``target`` and write its folder (card + skops weights).
 
@@ -136,6 +154,9 @@ def train_classifier(
         Card text (defaults describe the phantom cohort).
     radiomics_params
         The radiomics parameter file the features came from (recorded in the card).
+    sequences
+        Use only the radiomic features of these series (shape features and clinical
+        variables are kept); ``None``: every feature column.
 
     Returns
     -------
@@ -160,6 +181,11 @@ def train_classifier(
     }
     feature_cols = [c for c in table.columns if c not in label_like and c not in CLINICAL]
     feature_cols += [c for c in CLINICAL if c in table.columns]
+    feature_cols = select_sequences(feature_cols, sequences)
+    if sequences is not None and not any(c not in CLINICAL for c in feature_cols):
+        raise TrainingDataError(
+            f"The training table has no radiomic features of the series {list(sequences)}."
+        )
     data = table.dropna(subset=[target])
     y = data[target].astype(int).to_numpy()
     if set(np.unique(y)) != {0, 1}:
@@ -237,6 +263,7 @@ def train_classifier(
         "algorithm": (
             "median impute, standardise, SelectKBest(f_classif), logistic regression (L2, balanced)"
         ),
+        "requires": inputs_from_features(feature_cols).as_yaml(),
         "features": feature_cols,
     }
     return write_card(out_dir, card)
@@ -257,7 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--synthetic", action="store_true", help="trained on phantoms (demo)")
     parser.add_argument("--radiomics-params", default="radiomics_fast.yaml")
+    parser.add_argument(
+        "--sequences",
+        default=None,
+        help="comma-separated series whose radiomics the model uses, e.g. T1,T1c,T2,FLAIR "
+        "(default: all in the table)",
+    )
     args = parser.parse_args(argv)
+    sequences = parse_sequences(args.sequences)
     table = load_training_table(args.features, args.labels, [args.target])
     card = train_classifier(
         table,
@@ -271,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         synthetic=args.synthetic,
         radiomics_params=args.radiomics_params,
+        sequences=sequences,
     )
     print(card)
     return 0

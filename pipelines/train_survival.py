@@ -14,6 +14,10 @@ C-index; the outer 5-fold gives out-of-fold linear predictors. The card's C-inde
 C of the pooled out-of-fold predictions, with a 95 % percentile bootstrap CI over them (the
 per-fold C-indices are recorded as well).
 
+Inputs: ``--sequences T1,T1c,T2,FLAIR`` keeps only the radiomic features of those series (and
+the shape features); the card's ``requires`` block states the series, regions and clinical
+variables of the features the final model kept.
+
 The final model is refit on all cases and stored as plain JSON (standardisation,
 coefficients, baseline survival, risk tertiles of the training cohort): see
 :class:`rgcds.analysis.predict.CoxWeights`.
@@ -36,9 +40,15 @@ from lifelines.utils import concordance_index
 from numpy.typing import NDArray
 from sklearn.model_selection import StratifiedKFold
 
-from rgcds.analysis.cards import sha256_of, write_card
+from rgcds.analysis.cards import inputs_from_features, sha256_of, write_card
 from rgcds.analysis.predict import CoxWeights
-from rgcds.analysis.validation import TrainingDataError, bootstrap_ci, load_training_table
+from rgcds.analysis.validation import (
+    TrainingDataError,
+    bootstrap_ci,
+    load_training_table,
+    parse_sequences,
+    select_sequences,
+)
 
 CLINICAL = ("age_years", "sex_male")
 LABELS = ("seed", "idh_mutant", "mgmt_methylated", "egfr_amplified", "os_months", "event")
@@ -163,6 +173,7 @@ def train_cox(
     training_data: str = "",
     intended_use: str = "",
     radiomics_params: str = "radiomics_fast.yaml",
+    sequences: Sequence[str] | None = None,
 ) -> Path:
     """Nested-CV train a Cox model and write its folder (card + JSON weights).
 
@@ -187,6 +198,9 @@ def train_cox(
         Trained on phantoms: the card says so and restricts its intended use.
     training_data, intended_use, radiomics_params
         Card text.
+    sequences
+        Use only the radiomic features of these series (shape features are kept); ``None``:
+        every feature column.
 
     Returns
     -------
@@ -215,6 +229,7 @@ def train_cox(
         for c in data.columns
         if c not in LABELS and c not in CLINICAL and c not in (time_col, event_col)
     ]
+    radiomic = select_sequences(radiomic, sequences)
     oof = np.full(len(time), np.nan)
     fold_c: list[float] = []
     chosen: list[dict[str, float]] = []
@@ -305,6 +320,7 @@ def train_cox(
         "algorithm": (
             "lifelines CoxPHFitter (L2 penalised) on z-scored clinical + top-k radiomic features"
         ),
+        "requires": inputs_from_features(final.features).as_yaml(),
         "features": list(final.features),
     }
     return write_card(out_dir, card)
@@ -324,7 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--synthetic", action="store_true")
     parser.add_argument("--radiomics-params", default="radiomics_fast.yaml")
+    parser.add_argument(
+        "--sequences",
+        default=None,
+        help="comma-separated series whose radiomics the model may use, e.g. T1,T1c,T2,FLAIR "
+        "(default: all in the table)",
+    )
     args = parser.parse_args(argv)
+    sequences = parse_sequences(args.sequences)
     table = load_training_table(args.features, args.labels, ["os_months", "event"])
     card = train_cox(
         table,
@@ -337,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         synthetic=args.synthetic,
         radiomics_params=args.radiomics_params,
+        sequences=sequences,
     )
     print(card)
     return 0

@@ -1,5 +1,5 @@
-"""Validation helpers shared by the training pipelines: bootstrap confidence intervals and
-table loading."""
+"""Validation helpers shared by the training pipelines: bootstrap confidence intervals, table
+loading and the choice of input series."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from rgcds.analysis.cards import MASK_SEQUENCE, SEQUENCE_NAMES, parse_feature_name
 from rgcds.exceptions import RgcdsError
 
 
@@ -86,4 +87,52 @@ def load_training_table(features: Path, labels: Path, columns: Sequence[str]) ->
     return table.set_index("case_id")
 
 
-__all__ = ["TrainingDataError", "bootstrap_ci", "load_training_table"]
+def parse_sequences(text: str | None) -> tuple[str, ...] | None:
+    """``"T1,T1c,T2,FLAIR"`` as canonical sequence names (``None`` or empty: all).
+
+    Raises
+    ------
+    TrainingDataError
+        If a name is not one of :data:`rgcds.analysis.cards.SEQUENCE_NAMES`.
+    """
+    if text is None or not text.strip():
+        return None
+    canonical = {s.lower(): s for s in SEQUENCE_NAMES}
+    names: list[str] = []
+    for item in text.split(","):
+        name = canonical.get(item.strip().lower())
+        if name is None:
+            raise TrainingDataError(
+                f"Unknown sequence {item.strip()!r}; use a comma-separated list of "
+                f"{', '.join(SEQUENCE_NAMES)}."
+            )
+        if name not in names:
+            names.append(name)
+    return tuple(n for n in SEQUENCE_NAMES if n in names)
+
+
+def select_sequences(columns: Sequence[str], sequences: Sequence[str] | None) -> list[str]:
+    """The columns a model on ``sequences`` may use, in order.
+
+    Radiomic columns (``{region}_{sequence}_{feature}``) are kept when their sequence is in
+    ``sequences``; shape features (sequence ``mask``, from the segmentation) and other columns
+    (clinical variables) are always kept. ``sequences=None`` keeps every column.
+    """
+    if sequences is None:
+        return list(columns)
+    allowed = set(sequences)
+    kept: list[str] = []
+    for name in columns:
+        parsed = parse_feature_name(name)
+        if parsed is None or parsed[1] == MASK_SEQUENCE or parsed[1] in allowed:
+            kept.append(name)
+    return kept
+
+
+__all__ = [
+    "TrainingDataError",
+    "bootstrap_ci",
+    "load_training_table",
+    "parse_sequences",
+    "select_sequences",
+]
