@@ -146,6 +146,7 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
             )
         else:
             predictions = run("predict", stages.predict, ctx, table, clinical)
+            notes += list(predictions.notes)
         mgmt = postop.site_mgmt_status(ctx, str(header.get("AccessionNumber", "")))
         pet_read = run(
             "pet", postop.read_pet, ctx, study_index, converted, seg, postoperative,
