@@ -5,8 +5,10 @@ from __future__ import annotations
 STORAGE_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.4": "MR Image Storage",
     "1.2.840.10008.5.1.4.1.1.4.1": "Enhanced MR Image Storage",
+    "1.2.840.10008.5.1.4.1.1.4.4": "Legacy Converted Enhanced MR Image Storage",
     "1.2.840.10008.5.1.4.1.1.128": "Positron Emission Tomography Image Storage",
     "1.2.840.10008.5.1.4.1.1.130": "Enhanced PET Image Storage",
+    "1.2.840.10008.5.1.4.1.1.128.1": "Legacy Converted Enhanced PET Image Storage",
     "1.2.840.10008.5.1.4.1.1.2": "CT Image Storage",
     "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image Storage",
     "1.2.840.10008.5.1.4.1.1.66.4": "Segmentation Storage",
@@ -18,7 +20,9 @@ STORAGE_SOP_CLASSES: dict[str, str] = {
 SELF_CONTAINED_SOP_CLASSES: frozenset[str] = frozenset(
     {
         "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR: a multi-frame object is a whole volume
+        "1.2.840.10008.5.1.4.1.1.4.4",  # Legacy Converted Enhanced MR
         "1.2.840.10008.5.1.4.1.1.130",  # Enhanced PET
+        "1.2.840.10008.5.1.4.1.1.128.1",  # Legacy Converted Enhanced PET
         "1.2.840.10008.5.1.4.1.1.66.4",  # SEG
         "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
         "1.2.840.10008.5.1.4.1.1.481.3",  # RT Structure Set

@@ -34,7 +34,7 @@ from rgcds.inference import ModelCard, ModelRegistry, segment, select_backend
 from rgcds.logging import remember_phi
 from rgcds.pipeline.context import StudyContext
 from rgcds.results import SegmentationResult, SourceSeries, WrittenResults, write_results
-from rgcds.results.content import AlgorithmInfo, PetImages, ReportContent
+from rgcds.results.content import AlgorithmInfo, PetImages, ReportContent, is_multiframe
 from rgcds.study import (
     SequenceSelection,
     SeriesInfo,
@@ -622,14 +622,20 @@ def pet_notes(result: PetMeasurements | PetNotAnalysed | None) -> tuple[str, ...
 
 
 def reference_datasets(info: SeriesInfo, volume: Volume) -> SourceSeries:
-    """The reference series' datasets in the volume's slice order (for the SEG)."""
+    """The reference series' datasets in the volume's slice order (for the SEG).
+
+    A multi-frame (Enhanced) series is its one instance, read once, with the frame number
+    of each slice.
+    """
     paths = {ref.sop_instance_uid: ref.path for ref in info.instances}
-    datasets = []
+    read: dict[str, pydicom.Dataset] = {}
     for uid in volume.sop_instance_uids:
-        ds = pydicom.dcmread(paths[uid])
-        remember_phi(ds)
-        datasets.append(ds)
-    return SourceSeries(tuple(datasets))
+        if uid not in read:
+            read[uid] = pydicom.dcmread(paths[uid])
+            remember_phi(read[uid])
+    if any(is_multiframe(ds) for ds in read.values()):
+        return SourceSeries(tuple(read.values()), frame_numbers=volume.frame_numbers)
+    return SourceSeries(tuple(read[uid] for uid in volume.sop_instance_uids))
 
 
 def overlay_backgrounds(seg: Segmentation) -> dict[str, np.ndarray]:

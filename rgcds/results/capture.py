@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pydicom
 import structlog
 from highdicom.sc import SCImage
 from matplotlib import colormaps
@@ -131,8 +132,23 @@ def render_slice(
     return np.asarray(image, dtype=np.uint8)
 
 
+def source_image_reference(source: SourceSeries, k: int) -> pydicom.Dataset:
+    """An item of the Source Image Sequence for slice ``k`` of ``source``: its instance and,
+    for a multi-frame instance, its frame (Referenced Frame Number)."""
+    ref = source.slice_dataset(k)
+    item = pydicom.Dataset()
+    item.ReferencedSOPClassUID = ref.SOPClassUID
+    item.ReferencedSOPInstanceUID = ref.SOPInstanceUID
+    frame = source.slice_frame_number(k)
+    if frame is not None:
+        item.ReferencedFrameNumber = frame
+    item.PurposeOfReferenceCodeSequence = [codes.SOURCE_IMAGE_FOR_PROCESSING]
+    return item
+
+
 def _capture(
-    ref: Any,
+    source: SourceSeries,
+    k: int,
     pixels: npt.NDArray[np.uint8],
     kind: ObjectKind,
     index: int,
@@ -144,9 +160,12 @@ def _capture(
     comments: str,
     derivation: str,
 ) -> SCImage:
-    """One burned-in RGB Secondary Capture of a rendered slice of ``ref``'s series."""
+    """One burned-in RGB Secondary Capture of a rendered slice ``k`` of ``source``, which
+    it references (Source Image Sequence)."""
+    ref = source.slice_dataset(k)
+    pixel_spacing, orientation = source.slice_geometry(k)
     factor = pixels.shape[0] / float(ref.Rows)
-    spacing = tuple(float(v) / factor for v in ref.PixelSpacing)
+    spacing = tuple(v / factor for v in pixel_spacing)
     sc = SCImage.from_ref_dataset(
         ref_dataset=ref,
         pixel_array=pixels,
@@ -159,7 +178,7 @@ def _capture(
         instance_number=index + 1,
         manufacturer=MANUFACTURER,
         pixel_spacing=spacing,
-        patient_orientation=_orientation(ref.ImageOrientationPatient),
+        patient_orientation=_orientation(orientation),
         contributing_equipment=contributing_equipment(analysed_at),
         series_description=description,
     )
@@ -168,6 +187,7 @@ def _capture(
     sc.BodyPartExamined = str(ref.get("BodyPartExamined") or "BRAIN")
     sc.ImageComments = comments
     sc.DerivationDescription = derivation
+    sc.SourceImageSequence = [source_image_reference(source, k)]
     stamp(sc, analysed_at)
     return sc
 
@@ -222,13 +242,12 @@ def build_overlays(
     for name, volume in layers.items():
         window = _window(volume)
         for k in chosen:
-            ref = source.datasets[k]
             caption = f"{name} slice {k + 1}/{source.shape[0]}  rgcds {__version__}"
             pixels = render_slice(
                 volume[k], segmentation.labels[k], window, caption, segmentation.postoperative
             )
             images.append(_capture(
-                ref, pixels, ObjectKind.SC, len(images), key, series_uid, analysed_at,
+                source, k, pixels, ObjectKind.SC, len(images), key, series_uid, analysed_at,
                 series_description(ObjectKind.SC, segmentation.postoperative),
                 comments=f"{name} with tumour overlay. {BANNER}.",
                 derivation="Segmentation overlay rendered by rgcds. Research use only.",
@@ -425,7 +444,6 @@ def build_pet_fusion(
     series_uid = key.series_uid(ObjectKind.PET_SC)
     images: list[SCImage] = []
     for index, k in enumerate(chosen):
-        ref = reference.datasets[k]
         caption = [
             f"{pet.tracer} {mode}  slice {k + 1}/{reference.shape[0]}",
             figures,
@@ -442,7 +460,7 @@ def build_pet_fusion(
             caption=caption,
         )
         images.append(_capture(
-            ref, pixels, ObjectKind.PET_SC, index, key, series_uid, analysed_at,
+            reference, k, pixels, ObjectKind.PET_SC, index, key, series_uid, analysed_at,
             SERIES_DESCRIPTION[ObjectKind.PET_SC],
             comments=f"{pet.tracer} {mode}, TBR colour map, BTV and CTV contours. {BANNER}.",
             derivation="PET TBR overlay rendered by rgcds. Research use only.",
@@ -466,4 +484,5 @@ __all__ = [
     "pet_key_slices",
     "render_pet_slice",
     "render_slice",
+    "source_image_reference",
 ]

@@ -128,6 +128,8 @@ def region_finding(region: Region, postoperative: bool = False) -> CodedConcept:
 # --- Algorithm family (CID 7162) ------------------------------------------------------------
 ARTIFICIAL_INTELLIGENCE = _dcm("123110", "Artificial Intelligence")
 PROCESSING_EQUIPMENT = _dcm("109102", "Processing Equipment")
+SOURCE_IMAGE_FOR_PROCESSING = _dcm("121322", "Source image for image processing operation")
+"""Purpose of reference of a source image (CID 7202), e.g. the slice an overlay renders."""
 
 
 def algorithm_family(name: str) -> CodedConcept:

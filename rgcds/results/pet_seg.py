@@ -86,11 +86,12 @@ def build_pet_segmentation(
     ----------
     source
         The series the masks are defined on: the PET series (SEG in the PET study) or the MR
-        reference series (SEG in the MR study), single-frame instances in slice order.
+        reference series (SEG in the MR study): single-frame instances in slice order, or
+        one multi-frame instance and its frame order.
     masks
         Segment -> boolean mask ``(slices, rows, cols)``; ``masks[s][k]`` belongs to
-        ``source.datasets[k]``. Keys: :class:`PetSegment` members or ``"BTV"``,
-        ``"RESIDUAL"``, ``"CTV"`` (or the labels).
+        slice ``k`` of ``source`` (``source.slice_dataset(k)``). Keys: :class:`PetSegment`
+        members or ``"BTV"``, ``"RESIDUAL"``, ``"CTV"`` (or the labels).
     algorithm
         The PET analysis' identification (algorithm identification; UIDs derive from it and
         from ``source``).
@@ -133,7 +134,7 @@ def build_pet_segmentation(
     )
     seg = Segmentation(
         source_images=list(source.datasets),
-        pixel_array=pixels,
+        pixel_array=source.to_source_order(pixels),
         segmentation_type=SegmentationTypeValues.BINARY,
         segment_descriptions=[
             _description(s, i + 1, algorithm, key) for i, s in enumerate(present)

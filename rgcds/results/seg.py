@@ -94,10 +94,12 @@ def build_segmentation(
     Parameters
     ----------
     source
-        The reference (T1c) series, single-frame instances in slice order.
+        The reference (T1c) series: single-frame instances in slice order, or one
+        multi-frame (Enhanced or Legacy Converted Enhanced) instance and its frame order.
     segmentation
-        BraTS labels on that grid (``labels[k]`` belongs to ``source.datasets[k]``) and the
-        segmentation model's identification.
+        BraTS labels on that grid (``labels[k]`` belongs to ``source.slice_dataset(k)``,
+        frame ``source.slice_frame_number(k)`` if multi-frame) and the segmentation model's
+        identification.
     analysed_at
         Stamped as series/content date and time (so re-exports are byte-identical);
         ``None`` keeps highdicom's "now".
@@ -106,7 +108,9 @@ def build_segmentation(
     -------
     highdicom.seg.Segmentation
         A binary SEG in the source study, new series, with segments 1 necrotic core,
-        2 enhancing tumour, 3 oedema. All three segments are always described (so the SR's
+        2 enhancing tumour, 3 oedema, derived from the source instances (or the one
+        multi-frame source image, each frame referencing its source frame and carrying its
+        plane position). All three segments are always described (so the SR's
         segment references are stable); frames without any voxel of a segment are omitted,
         so an empty segment has no frames. UIDs derive from :class:`ResultKey`.
 
@@ -128,8 +132,10 @@ def build_segmentation(
         # highdicom needs at least one frame: keep the first slice (all zero) for an empty SEG.
         logger.info("seg_all_segments_empty", study_uid=key.study_instance_uid)
     seg = Segmentation(
+        # One multi-frame source image: frames in its frame order, so highdicom copies each
+        # frame's plane position and references the frame (Referenced Frame Number).
         source_images=list(source.datasets),
-        pixel_array=masks,
+        pixel_array=source.to_source_order(masks),
         segmentation_type=SegmentationTypeValues.BINARY,
         segment_descriptions=segment_descriptions(
             segmentation.algorithm, key, segmentation.postoperative

@@ -47,11 +47,13 @@ from highdicom.sr import (
     QualitativeEvaluation,
     ReferencedSegment,
     RelationshipTypeValues,
+    SourceImageForSegmentation,
     SourceSeriesForSegmentation,
     TextContentItem,
     TrackingIdentifier,
     VolumetricROIMeasurementsAndQualitativeEvaluations,
 )
+from pydicom.multival import MultiValue
 from pydicom.sr.codedict import codes as pcodes
 from pydicom.uid import MRImageStorage
 
@@ -168,6 +170,54 @@ def _finding_sites(content: ReportContent) -> list[FindingSite]:
     return [FindingSite(anatomic_location=a, laterality=laterality) for a in anatomy]
 
 
+def _source_frames(seg: pydicom.Dataset, segment_number: int) -> list[int]:
+    """The source frame numbers that the frames of segment ``segment_number`` derive from."""
+    frames: set[int] = set()
+    for item in seg.get("PerFrameFunctionalGroupsSequence", []):
+        ident = item.get("SegmentIdentificationSequence")
+        if not ident or int(ident[0].ReferencedSegmentNumber) != segment_number:
+            continue
+        for derivation in item.get("DerivationImageSequence", []):
+            for image in derivation.get("SourceImageSequence", []):
+                if "ReferencedFrameNumber" in image:
+                    value = image.ReferencedFrameNumber
+                    values = value if isinstance(value, MultiValue) else [value]
+                    frames.update(int(v) for v in values)
+    return sorted(frames)
+
+
+def referenced_segment(
+    seg: pydicom.Dataset, segment_number: int, source: SourceSeries
+) -> ReferencedSegment:
+    """The SR reference to segment ``segment_number`` of ``seg`` and to its source.
+
+    Single-frame sources are referenced as the series (Source Series For Segmentation); a
+    multi-frame source as the image with the frames the segment was drawn on (Source Image
+    For Segmentation with Referenced Frame Number), the series when the segment is empty.
+    """
+    frames = _source_frames(seg, segment_number) if source.is_multiframe else []
+    if frames:
+        image = source.datasets[0]
+        return ReferencedSegment(
+            sop_class_uid=seg.SOPClassUID,
+            sop_instance_uid=seg.SOPInstanceUID,
+            segment_number=segment_number,
+            source_images=[
+                SourceImageForSegmentation(
+                    referenced_sop_class_uid=str(image.SOPClassUID),
+                    referenced_sop_instance_uid=str(image.SOPInstanceUID),
+                    referenced_frame_numbers=frames,
+                )
+            ],
+        )
+    return ReferencedSegment(
+        sop_class_uid=seg.SOPClassUID,
+        sop_instance_uid=seg.SOPInstanceUID,
+        segment_number=segment_number,
+        source_series=SourceSeriesForSegmentation(source.series_instance_uid),
+    )
+
+
 def _region_groups(
     content: ReportContent,
     key: ResultKey,
@@ -221,12 +271,7 @@ def _region_groups(
                     tracking_identifier=TrackingIdentifier(
                         uid=key.uid("tracking", number), identifier=label
                     ),
-                    referenced_segment=ReferencedSegment(
-                        sop_class_uid=seg.SOPClassUID,
-                        sop_instance_uid=seg.SOPInstanceUID,
-                        segment_number=number,
-                        source_series=SourceSeriesForSegmentation(source.series_instance_uid),
-                    ),
+                    referenced_segment=referenced_segment(seg, number, source),
                     finding_type=codes.region_finding(region, content.postoperative),
                     algorithm_id=algo,
                     finding_sites=sites or None,
@@ -421,12 +466,7 @@ def _pet_groups(
     def referenced(segment: PetSegment) -> ReferencedSegment | None:
         if pet_seg is None or segment not in numbers:
             return None
-        return ReferencedSegment(
-            sop_class_uid=pet_seg.SOPClassUID,
-            sop_instance_uid=pet_seg.SOPInstanceUID,
-            segment_number=numbers[segment],
-            source_series=SourceSeriesForSegmentation(pet.pet_source.series_instance_uid),
-        )
+        return referenced_segment(pet_seg, numbers[segment], pet.pet_source)
 
     def tracking(segment: PetSegment, label: str) -> TrackingIdentifier:
         ident = codes.PET_SEGMENT_ID[segment]
@@ -709,4 +749,4 @@ def build_report(
     return sr
 
 
-__all__ = ["SURVIVAL_TIMEPOINTS_DAYS", "build_report", "report_key"]
+__all__ = ["SURVIVAL_TIMEPOINTS_DAYS", "build_report", "referenced_segment", "report_key"]

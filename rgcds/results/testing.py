@@ -8,7 +8,9 @@ and distinctive so that tests can check that it never reaches a log line.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -157,6 +159,68 @@ def make_labels(
 
 
 ANALYSED_AT = datetime(2024, 1, 2, 12, 0, 0)
+
+def make_enhanced_mr(
+    datasets: Sequence[pydicom.Dataset], *, shuffle_seed: int | None = 0
+) -> tuple[pydicom.Dataset, tuple[int, ...]]:
+    """The single-frame MR ``datasets`` (one series, slice order) as one Legacy Converted
+    Enhanced MR image of the same series, with highdicom's converter.
+
+    Parameters
+    ----------
+    datasets
+        Single-frame MR instances of one series, in slice order.
+    shuffle_seed
+        Store the frames in an order shuffled with this seed (so that the frame order is not
+        the slice order, as a scanner may store them); ``None`` keeps the slice order.
+
+    Returns
+    -------
+    tuple
+        The multi-frame dataset, and the 1-based frame number of each slice (slice order),
+        as :class:`~rgcds.results.content.SourceSeries` ``frame_numbers`` wants them.
+    """
+    from highdicom.legacy import LegacyConvertedEnhancedMRImage
+
+    order = np.arange(len(datasets))
+    if shuffle_seed is not None:
+        order = np.random.default_rng(shuffle_seed).permutation(len(datasets))
+    first = datasets[0]
+    series_number = int(first.get("SeriesNumber") or 1)
+    image = LegacyConvertedEnhancedMRImage(
+        [datasets[int(i)] for i in order],
+        series_instance_uid=str(first.SeriesInstanceUID),
+        series_number=series_number,
+        sop_instance_uid=_uid("enhanced", str(first.SeriesInstanceUID)),
+        instance_number=1,
+        include_dimension_index=False,
+    )
+    frame_of_slice = np.empty(len(datasets), dtype=int)
+    frame_of_slice[order] = np.arange(1, len(datasets) + 1)
+    return image, tuple(int(f) for f in frame_of_slice)
+
+
+def write_enhanced_series(directory: Path, *, shuffle_seed: int | None = 0) -> Path:
+    """Replace the single-frame instances in ``directory`` (one series, e.g. a phantom's
+    T1c) by one Legacy Converted Enhanced MR file ``enhanced.dcm``; return its path.
+
+    The instances are put in slice order by Image Position (Patient) along the slice normal
+    first; ``shuffle_seed`` as for :func:`make_enhanced_mr`.
+    """
+    files = sorted(Path(directory).glob("*.dcm"))
+    datasets = [pydicom.dcmread(f) for f in files]
+    normal = np.cross(
+        [float(v) for v in datasets[0].ImageOrientationPatient[:3]],
+        [float(v) for v in datasets[0].ImageOrientationPatient[3:]],
+    )
+    datasets.sort(key=lambda ds: float(np.dot(normal, [float(v) for v in ds.ImagePositionPatient])))
+    image, _ = make_enhanced_mr(datasets, shuffle_seed=shuffle_seed)
+    for f in files:
+        f.unlink()
+    path = Path(directory) / "enhanced.dcm"
+    image.save_as(path, enforce_file_format=True)
+    return path
+
 
 SEG_MODEL = AlgorithmInfo(model_id="gbm-seg-nnunet", version="1.2.0", name="GBM sub-regions")
 
@@ -442,6 +506,7 @@ __all__ = [
     "SEG_MODEL",
     "SYNTHETIC_PATIENT_ID",
     "SYNTHETIC_PATIENT_NAME",
+    "make_enhanced_mr",
     "make_labels",
     "make_mr_series",
     "make_not_analysed_content",
@@ -452,4 +517,5 @@ __all__ = [
     "make_pet_series",
     "make_pet_uptake",
     "make_report_content",
+    "write_enhanced_series",
 ]
