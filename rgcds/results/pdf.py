@@ -300,7 +300,7 @@ def render_pdf(content: ReportContent, algorithm: AlgorithmInfo | None = None) -
                 ["Target", "Prediction", "Model", "Validation"],
                 pred_rows,
             )
-            ax = fig.add_axes((0.1, 0.08, 0.8, 0.26))
+            ax = fig.add_axes((0.1, 0.11, 0.8, 0.23))
             surv = content.survival
             if surv is not None and surv.curve:
                 days = [t for t, _ in surv.curve]
@@ -327,7 +327,8 @@ def render_pdf(content: ReportContent, algorithm: AlgorithmInfo | None = None) -
         if pet is not None:
             fig.text(0.6, 0.885, f"Amino-acid PET ({pet.tracer}): see page 2.", fontsize=9)
         if content.notes:
-            fig.text(0.06, 0.045, "Notes: " + " | ".join(content.notes), fontsize=7)
+            notes = _wrap("Notes: " + " | ".join(content.notes), 150)
+            fig.text(0.06, 0.062, notes, fontsize=6.5, va="top")
         pdf.savefig(fig)
         page = 1
         if pet is not None:
