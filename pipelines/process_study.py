@@ -23,8 +23,8 @@ from prefect.cache_policies import NO_CACHE
 
 from rgcds.config import Settings, load_settings
 from rgcds.logging import bind_study, configure_logging
-from rgcds.pipeline import StudyContext, run_study
-from rgcds.pipeline.delivery import export
+from rgcds.pipeline import StudyContext, StudyOutcome, run_study
+from rgcds.pipeline.delivery import export, report_failure
 from rgcds.store import JobState, JobStore, job_store_path
 
 T = TypeVar("T")
@@ -106,19 +106,27 @@ def process_study(
     )
     try:
         outcome = run_study(ctx, PrefectStageRunner(config.processing.stage_retries))
+        queued = 0
+        if job_id:
+            jobs = JobStore(job_store_path(config.storage.root))
+            try:
+                runner = PrefectStageRunner(config.processing.stage_retries)
+                queued = runner(
+                    "export", export, config, jobs, job_id, list(outcome.written),
+                    _job_reason(outcome),
+                )
+            except Exception as exc:
+                if not hasattr(exc, "stage"):
+                    exc.stage = "export"  # type: ignore[attr-defined]
+                raise
+            finally:
+                jobs.close()
     except Exception as exc:
         if job_id and settings is None:
-            # On a worker nobody else watches the run: record the failure in the job store.
-            _mark_failed(config, job_id, f"{getattr(exc, 'stage', 'processing')}: {exc}")
+            # On a worker nobody else watches the run: send the fallback report, or record
+            # the failure in the job store.
+            _report_or_fail(config, job_id, Path(work_dir), exc)
         raise
-    queued = 0
-    if job_id:
-        jobs = JobStore(job_store_path(config.storage.root))
-        try:
-            runner = PrefectStageRunner(config.processing.stage_retries)
-            queued = runner("export", export, config, jobs, job_id, list(outcome.written))
-        finally:
-            jobs.close()
     return {
         "status": outcome.status,
         "reason": outcome.reason,
@@ -128,10 +136,25 @@ def process_study(
     }
 
 
-def _mark_failed(config: Settings, job_id: int, reason: str) -> None:
+def _job_reason(outcome: StudyOutcome) -> str | None:
+    """The job's recorded reason: why a study was not analysed, with the failed step."""
+    if outcome.status == "complete":
+        return None
+    if outcome.failed_stage:
+        return (f"not analysed: step '{outcome.failed_stage}' failed "
+                f"({outcome.error_type or 'error'})")
+    return f"not analysed: {outcome.reason}"
+
+
+def _report_or_fail(config: Settings, job_id: int, work_dir: Path, exc: Exception) -> None:
     jobs = JobStore(job_store_path(config.storage.root))
     try:
-        jobs.mark(job_id, JobState.FAILED, reason)
+        if jobs.get(job_id).state is JobState.PROCESSING and report_failure(
+            config, jobs, job_id, work_dir, exc
+        ):
+            exc.reported = True  # type: ignore[attr-defined]
+            return
+        jobs.mark(job_id, JobState.FAILED, f"{getattr(exc, 'stage', 'processing')}: {exc}")
     finally:
         jobs.close()
 

@@ -31,7 +31,7 @@ def build_daemon(
     """
     from rgcds.pipeline.delivery import make_deliverer
     from rgcds.service import Daemon
-    from rgcds.service.processing import make_processor
+    from rgcds.service.processing import make_failure_reporter, make_processor
 
     daemon = Daemon(settings, port=port)
 
@@ -41,6 +41,7 @@ def build_daemon(
         return daemon.jobs
 
     daemon.processor = make_processor(settings, config_path, jobs, daemon.metrics)
+    daemon.on_failure = make_failure_reporter(settings, jobs)
     daemon.deliver = make_deliverer(settings, jobs, daemon.metrics)
     return daemon
 

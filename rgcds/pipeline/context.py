@@ -61,6 +61,11 @@ class StudyOutcome:
         Wall time per stage.
     summary
         A PHI-free summary (volumes, predictions) for logs and the command line.
+    failed_stage
+        The step that failed unexpectedly (a "not analysed" study after an error), else
+        ``None``.
+    error_type
+        The exception's type name of that failure, else ``None``.
     """
 
     status: str
@@ -68,6 +73,8 @@ class StudyOutcome:
     written: tuple[tuple[str, Path], ...]
     stage_seconds: dict[str, float] = field(default_factory=dict)
     summary: dict[str, object] = field(default_factory=dict)
+    failed_stage: str | None = None
+    error_type: str | None = None
 
 
 __all__ = ["StudyContext", "StudyOutcome"]

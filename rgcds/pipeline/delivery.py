@@ -60,9 +60,16 @@ class JobStoreOutbox:
 
 
 def export(
-    settings: Settings, jobs: JobStore, job_id: int, written: Iterable[tuple[str, Path]]
+    settings: Settings,
+    jobs: JobStore,
+    job_id: int,
+    written: Iterable[tuple[str, Path]],
+    reason: str | None = None,
 ) -> int:
     """Queue the written objects for every destination and move the job to ``exporting``.
+
+    ``reason`` (a study not analysed: why, and which step failed) is kept as the job's
+    last error, which ``rgcds status`` shows.
 
     Returns
     -------
@@ -73,11 +80,53 @@ def export(
     ids = enqueue(JobStoreOutbox(jobs), list(written), settings.destinations, job_id=job_id)
     job = jobs.get(job_id)
     if job.state is JobState.PROCESSING:
-        jobs.mark(job_id, JobState.EXPORTING)
+        jobs.mark(job_id, JobState.EXPORTING, reason)
     if not ids:
-        jobs.mark(job_id, JobState.DONE)
+        jobs.mark(job_id, JobState.DONE, reason)
     logger.info("results queued for export", items=len(ids), job_id=job_id)
     return len(ids)
+
+
+def report_failure(
+    settings: Settings, jobs: JobStore, job_id: int, work_dir: Path, exc: BaseException
+) -> bool:
+    """After a crash outside the analysis, queue the fallback report and move the job on.
+
+    The flow (or the daemon's processor) failed where no regular "not analysed" report
+    could be written. The study still gets a Basic Text SR that says so (built from one
+    received instance's header, with pydicom alone), queued like any result; the job goes
+    to ``exporting`` with the step and error type as its last error.
+
+    Returns
+    -------
+    bool
+        Whether the fallback report was written and queued (``False`` when no instance
+        header could be read; the job is then left for the caller to mark ``failed``).
+    """
+    from rgcds.pipeline.runner import failure_reason
+    from rgcds.results.fallback import write_fallback_report
+
+    step = getattr(exc, "stage", None)
+    step = step if isinstance(step, str) else "processing"
+    job = jobs.get(job_id)
+    reason = failure_reason(step, exc)
+    for record in jobs.instances(job.study_uid):
+        try:
+            written = write_fallback_report(
+                Path(record.path), work_dir / "fallback", reason, key=str(job_id)
+            )
+        except Exception:  # try the next instance's header
+            logger.warning("instance header unreadable for the fallback report",
+                           job_id=job_id)
+            continue
+        break
+    else:
+        return False
+    export(
+        settings, jobs, job_id, [written],
+        f"not analysed: step '{step}' failed ({type(exc).__name__})",
+    )
+    return True
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -146,4 +195,7 @@ def make_deliverer(
     return deliver
 
 
-__all__ = ["JobStoreOutbox", "export", "make_deliverer", "retry_policy", "settle_exporting_jobs"]
+__all__ = [
+    "JobStoreOutbox", "export", "make_deliverer", "report_failure", "retry_policy",
+    "settle_exporting_jobs",
+]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pydicom
@@ -21,6 +22,7 @@ from rgcds.logging import remember_phi
 from rgcds.pipeline import postop, report, stages
 from rgcds.pipeline.context import StudyContext, StudyOutcome
 from rgcds.results.content import StudyIdentity
+from rgcds.results.fallback import write_fallback_report
 from rgcds.study import SequenceSelection, SeriesRole, StudyIndex
 
 logger = structlog.get_logger(__name__)
@@ -34,9 +36,45 @@ class StageRunner(Protocol):
     def __call__(self, name: str, fn: Callable[..., T], *args: Any) -> T: ...
 
 
+#: Each step of the analysis in words for a radiologist (the "not analysed" report).
+STEP_WORDS: dict[str, str] = {
+    "index": "reading the study's images",
+    "classify": "identifying the MR sequences",
+    "convert": "converting the images",
+    "segment-model": "loading the segmentation model",
+    "preprocess": "co-registration and brain extraction",
+    "segment": "tumour segmentation",
+    "measure": "tumour measurement",
+    "radiomics": "radiomic feature extraction",
+    "reference": "preparing the reference series",
+    "predict": "marker and survival prediction",
+    "pet": "PET analysis",
+    "report": "assembling the report",
+    "write": "writing the results",
+    "export": "queuing the results for the PACS",
+    "processing": "processing",
+}
+
+
+def failure_reason(step: str, exc: BaseException) -> str:
+    """The report's sentence for an unexpected failure at ``step`` (no internal detail)."""
+    what = STEP_WORDS.get(step, step)
+    return (
+        f"Automated analysis failed during {what} (step '{step}', internal error "
+        f"{type(exc).__name__}). Read this study without automated results; the "
+        "operators see the error in the service log and with 'rgcds status'."
+    )
+
+
 class _Timer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        #: The step now running (a stage, or a step between stages): named on failure.
+        self.step = "index"
+
+    def at(self, step: str) -> None:
+        """Name the step that runs now outside the stage runner."""
+        self.step = step
 
     def wrap(self, inner: StageRunner) -> StageRunner:
         timer = self
@@ -44,6 +82,7 @@ class _Timer:
         class _Timed:
             def __call__(self, name: str, fn: Callable[..., T], *args: Any) -> T:
                 start = time.perf_counter()
+                timer.step = name
                 try:
                     return inner(name, fn, *args)
                 except Exception as exc:
@@ -119,6 +158,7 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
             role.value: (info.series_instance_uid, info.series_description)
             for role, info in converted.series.items()
         }
+        timer.at("segment")
         postoperative = postop.is_postoperative(ctx, converted)
         seg = stages.load_segmentation(ctx)
         if seg is None:
@@ -134,6 +174,7 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
             seg = run("segment", stages.run_segmentation, ctx, pre, to_mni, card)
         measurements = run("measure", stages.measure, ctx, seg)
         table = run("radiomics", stages.radiomics, ctx, seg, identity.study_instance_uid)
+        timer.at("reference")
         role = reference_role(seg)
         source = stages.reference_datasets(converted.series[role], converted.volumes[role])
         clinical = stages.clinical_inputs(source.datasets[0])
@@ -152,6 +193,7 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
             "pet", postop.read_pet, ctx, study_index, converted, seg, postoperative,
             clinical.age_years, mgmt,
         )
+        timer.at("report")
         pet = pet_read.result if pet_read is not None else None
         pet_content = pet_images = None
         pet_extra: list[str] = []
@@ -199,14 +241,55 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
     except (DicomInputError, ModelError) as exc:
         reason = str(exc)
         logger.warning("study not analysed", reason=reason)
-        content = report.not_analysed_report(identity, reason, used, notes=notes)
-        written = run("write", stages.write, ctx, content)
-        return StudyOutcome(
-            status="not analysed",
-            reason=reason,
-            written=tuple(written.files()),
-            stage_seconds=timer.seconds,
+        return _not_analysed(ctx, run, timer, identity, header, reason, used, notes)
+    except Exception as exc:
+        # Anything else (a bug, a broken library, a full disk in a writer): the study still
+        # gets a report that says which step failed; the log has the traceback.
+        step = getattr(exc, "stage", None) or timer.step
+        step = step if isinstance(step, str) else timer.step
+        logger.exception("analysis failed", stage=step, error_type=type(exc).__name__)
+        return _not_analysed(
+            ctx, run, timer, identity, header, failure_reason(step, exc), used, notes,
+            failed_stage=step, error_type=type(exc).__name__,
         )
+
+
+def _not_analysed(
+    ctx: StudyContext,
+    run: StageRunner,
+    timer: _Timer,
+    identity: StudyIdentity,
+    header: pydicom.Dataset,
+    reason: str,
+    used: dict[str, tuple[str, str]],
+    notes: list[str],
+    *,
+    failed_stage: str | None = None,
+    error_type: str | None = None,
+) -> StudyOutcome:
+    """Write the "not analysed" SR and PDF; if that fails too, the fallback text SR."""
+    try:
+        content = report.not_analysed_report(identity, reason, used, notes=notes)
+        written = run("write", stages.write, ctx, content).files()
+    except Exception as exc:
+        logger.exception(
+            "the not-analysed report could not be written; sending the fallback report",
+            error_type=type(exc).__name__,
+        )
+        written = [write_fallback_report(
+            Path(str(header.filename)), ctx.work_dir / "results", reason,
+            notes=[n for n in notes if len(n) < 1000][:20], key=str(ctx.job_id),
+        )]
+        failed_stage = failed_stage or "write"
+        error_type = error_type or type(exc).__name__
+    return StudyOutcome(
+        status="not analysed",
+        reason=reason,
+        written=tuple(written),
+        stage_seconds=timer.seconds,
+        failed_stage=failed_stage,
+        error_type=error_type,
+    )
 
 
 def _pet_only(
@@ -255,4 +338,7 @@ def reference_role(seg: stages.Segmentation) -> SeriesRole:
     return SeriesRole(seg.reference_role)
 
 
-__all__ = ["StageRunner", "direct_runner", "reference_role", "run_study"]
+__all__ = [
+    "STEP_WORDS", "StageRunner", "direct_runner", "failure_reason", "reference_role",
+    "run_study",
+]

@@ -14,6 +14,12 @@ later stages without touching the listener:
     the daemon counts ``rgcds_studies_processed``. A job the processor leaves in
     ``processing`` (for example handed to a Prefect server) is left alone. Without a
     processor, queued jobs wait in the store.
+``on_failure``
+    A :data:`FailureReporter`, ``on_failure(job, exc) -> bool``, called when the processor
+    raised (not during shutdown): it writes and queues a fallback "not analysed" report and
+    moves the job to ``exporting``, returning ``True``; the job is then not marked
+    ``failed``, so no study ends without a report. An exception with ``reported = True``
+    (the flow already queued its fallback) is not reported twice.
 ``deliver``
     A :data:`Deliverer`, ``deliver() -> None``, called every ``export.poll_seconds`` (and
     soon after :meth:`Daemon.wake_delivery`) in its own thread; its exceptions are logged.
@@ -65,6 +71,9 @@ Processor = Callable[[Job], None]
 
 Deliverer = Callable[[], None]
 """Delivers the due outbox items once; see the module docstring."""
+
+FailureReporter = Callable[[Job, Exception], bool]
+"""Queues the fallback report of a job whose processor raised; see the module docstring."""
 
 TRIGGER_STALL_SECONDS = 60.0
 """A trigger round older than this (or 5 poll periods, if longer) stops the watchdog pings."""
@@ -131,6 +140,7 @@ class Daemon:
         port: int | None = None,
         processor: Processor | None = None,
         deliver: Deliverer | None = None,
+        on_failure: FailureReporter | None = None,
         metrics: Metrics | None = None,
         notifier: SystemdNotifier | None = None,
     ) -> None:
@@ -138,6 +148,7 @@ class Daemon:
         self.on_study_queued = on_study_queued
         self.processor = processor
         self.deliver = deliver
+        self.on_failure = on_failure
         self.metrics = metrics if metrics is not None else Metrics()
         self.notifier = notifier if notifier is not None else SystemdNotifier()
         self._port = port
@@ -430,7 +441,11 @@ class Daemon:
                 log.warning("processing interrupted by shutdown; job re-queued",
                             error=reason)
                 return
-            jobs.mark(job.job_id, JobState.FAILED, reason)
+            if self._report_failure(jobs, job, exc):
+                reported = True
+            else:
+                reported = False
+                jobs.mark(job.job_id, JobState.FAILED, reason)
         except InvalidTransitionError:
             log.exception("processor raised after moving its job on", error=reason)
             return
@@ -440,7 +455,25 @@ class Daemon:
             return
         stage = getattr(exc, "stage", None)
         self.metrics.studies_failed.labels(stage if isinstance(stage, str) else "unknown").inc()
-        log.error("processing failed", error=reason, error_type=type(exc).__name__)
+        log.error("processing failed", error=reason, error_type=type(exc).__name__,
+                  stage=stage if isinstance(stage, str) else None,
+                  fallback_report=reported, exc_info=exc)
+        if reported:
+            self.wake_delivery()
+
+    def _report_failure(self, jobs: JobStore, job: Job, exc: Exception) -> bool:
+        """Queue the fallback report of a failed job; ``True`` when it was queued."""
+        if getattr(exc, "reported", False):
+            return True
+        if self.on_failure is None:
+            return False
+        try:
+            return self.on_failure(job, exc)
+        except (StorageError, InvalidTransitionError):
+            raise
+        except Exception:
+            logger.exception("the fallback report could not be queued", job_id=job.job_id)
+            return False
 
     def _deliver_loop(self) -> None:
         poll = self.settings.export.poll_seconds
@@ -464,4 +497,7 @@ class Daemon:
                              listener=self.scp is not None and self.scp.is_running)
 
 
-__all__ = ["TRIGGER_STALL_SECONDS", "Daemon", "Deliverer", "Processor", "StudyQueuedHook"]
+__all__ = [
+    "TRIGGER_STALL_SECONDS", "Daemon", "Deliverer", "FailureReporter", "Processor",
+    "StudyQueuedHook",
+]

@@ -66,6 +66,19 @@ def flow_parameters(
     }
 
 
+def make_failure_reporter(
+    settings: Settings, jobs: Callable[[], JobStore]
+) -> Callable[[Job, Exception], bool]:
+    """The daemon's ``on_failure``: the fallback report of a job whose flow crashed."""
+    from rgcds.pipeline.delivery import report_failure
+
+    def report(job: Job, exc: Exception) -> bool:
+        work_dir = settings.storage.root / "work" / job.study_uid / str(job.job_id)
+        return report_failure(settings, jobs(), job.job_id, work_dir, exc)
+
+    return report
+
+
 def make_processor(
     settings: Settings,
     config_path: Path | None,
@@ -117,4 +130,7 @@ def make_processor(
     return process
 
 
-__all__ = ["FLOW_ENTRYPOINT", "flow_parameters", "load_entrypoint", "make_processor"]
+__all__ = [
+    "FLOW_ENTRYPOINT", "flow_parameters", "load_entrypoint", "make_failure_reporter",
+    "make_processor",
+]
