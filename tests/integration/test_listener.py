@@ -55,6 +55,11 @@ TS_FILES = [
     "MR_small_jp2klossless.dcm",  # JPEG 2000 lossless
     "JPEG2000.dcm",  # JPEG 2000
     "MR_small_RLE.dcm",  # RLE lossless
+    # pydicom-data (a registry package in the dev lock): Enhanced MR multi-frame, compressed
+    "emri_small.dcm",  # Enhanced MR, explicit VR little endian, 10 frames
+    "emri_small_RLE.dcm",  # Enhanced MR, RLE lossless
+    "emri_small_jpeg_ls_lossless.dcm",  # Enhanced MR, JPEG-LS lossless
+    "emri_small_jpeg_2k_lossless.dcm",  # Enhanced MR, JPEG 2000 lossless
 ]
 
 
@@ -191,8 +196,8 @@ def unique_copies(names: list[str], directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     out = []
     for name in names:
-        src = get_testdata_file(name)
-        assert src is not None, name
+        src = get_testdata_file(name, download=False)
+        assert src is not None, f"{name}: pydicom or pydicom-data (dev lock) lacks it"
         ds = dcmread(src)
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.save_as(directory / name)

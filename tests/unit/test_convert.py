@@ -483,29 +483,82 @@ COMPRESSED = [
     "MR_small_RLE.dcm",
     "MR_small_jpeg_ls_lossless.dcm",
     "MR_small_jp2klossless.dcm",
-    # pydicom-data (downloaded separately): Enhanced MR variants
+]
+#: pydicom-data's Enhanced MR (a registry package in the dev lock), as encoded by other
+#: toolkits: uncompressed, RLE, JPEG-LS and JPEG 2000 lossless. The files carry no
+#: functional groups (no frame geometry).
+ENHANCED = [
     "emri_small.dcm",
     "emri_small_jpeg_2k_lossless.dcm",
     "emri_small_RLE.dcm",
     "emri_small_jpeg_ls_lossless.dcm",
+    "emri_small_big_endian.dcm",
 ]
 
 
 @pytest.mark.parametrize("name", COMPRESSED)
 def test_bundled_files_convert(name: str) -> None:
     path = _testdata(name)
-    if path is None:
-        pytest.skip(f"{name} is in pydicom-data, which is not installed here (no download).")
-    reference_name = "emri_small.dcm" if name.startswith("emri") else "MR_small.dcm"
-    reference = _testdata(reference_name)
+    assert path is not None, f"{name} is not bundled with this pydicom"
+    reference = _testdata("MR_small.dcm")
+    assert reference is not None
     volume = load_volume([path])
     ds = pydicom.dcmread(path)
-    n_frames = int(ds.get("NumberOfFrames") or 1)
-    assert volume.image.GetNumberOfPixels() == ds.Rows * ds.Columns * n_frames
+    assert volume.image.GetNumberOfPixels() == ds.Rows * ds.Columns
     assert volume.sop_instance_uids[0] == ds.SOPInstanceUID
-    if reference is not None and reference != path:
-        expected = sitk.GetArrayFromImage(load_volume([reference]).image)
-        np.testing.assert_array_equal(sitk.GetArrayFromImage(volume.image), expected)
+    expected = sitk.GetArrayFromImage(load_volume([reference]).image)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(volume.image), expected)
+
+
+def _with_frame_geometry(path: str, out: Path) -> Path:
+    """The file with shared pixel measures / orientation and per-frame positions added.
+
+    The pixel data (compressed or not) is kept byte for byte.
+    """
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(path)
+    n = int(ds.NumberOfFrames)
+    measures = Dataset()
+    measures.PixelSpacing = [0.9, 0.9]
+    measures.SliceThickness = 3.0
+    orientation = Dataset()
+    orientation.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    shared = Dataset()
+    shared.PixelMeasuresSequence = Sequence([measures])
+    shared.PlaneOrientationSequence = Sequence([orientation])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for k in range(n):
+        position = Dataset()
+        position.ImagePositionPatient = [-28.8, -28.8, 3.0 * k]
+        item = Dataset()
+        item.PlanePositionSequence = Sequence([position])
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    target = out / Path(path).name
+    ds.save_as(target)
+    return target
+
+
+@pytest.mark.parametrize("name", ENHANCED)
+def test_pydicom_data_enhanced_mr(name: str, tmp_path: Path) -> None:
+    path = _testdata(name)
+    assert path is not None, f"{name}: pydicom-data (dev lock) is not installed"
+    # As shipped, without frame geometry: a clear error, not a crash or a guess.
+    with pytest.raises(PixelDataError, match="no functional groups"):
+        load_volume([path])
+    # With the geometry added, every encoding decodes to the same voxels.
+    volume = load_volume([str(_with_frame_geometry(path, tmp_path))])
+    ds = pydicom.dcmread(path)
+    array = sitk.GetArrayFromImage(volume.image)
+    assert array.shape == (int(ds.NumberOfFrames), ds.Rows, ds.Columns)
+    reference = _testdata("emri_small.dcm")
+    assert reference is not None
+    expected = pydicom.dcmread(reference).pixel_array
+    np.testing.assert_array_equal(array, expected)
+    assert volume.image.GetSpacing() == pytest.approx((0.9, 0.9, 3.0))
 
 
 def test_file_without_position_gives_clear_error() -> None:
