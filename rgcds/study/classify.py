@@ -2,14 +2,41 @@
 
 The decision uses two independent kinds of evidence and says which it used:
 
-* **names** — Series Description (0008,103E) and Protocol Name (0018,1030), as Siemens, GE and
-  Philips spell them ("t1_mprage_sag_p2_iso", "Ax T1 FSPGR BRAVO +C", "sT1W_3D_TFE", ...);
+* **names** — Series Description (0008,103E), then Protocol Name (0018,1030) when the
+  description names no sequence, as Siemens, GE, Philips and Canon spell them
+  ("t1_mprage_sag_p2_iso", "Ax T1 FSPGR BRAVO +C", "sT1W_3D_TFE", "AX T1 FLAIR", ...). The
+  description comes first because GE writes the exam protocol ("BRAIN W/WO", "BRAIN
+  PERFUSION") into Protocol Name, which says nothing about the series;
 * **physics and coded attributes** — Modality, SOP Class, Image Type, Scanning Sequence,
   TR/TE/TI, Diffusion b-value, Contrast/Bolus Agent, Radiopharmaceutical codes.
 
-Names win when the two disagree (a protocol name is what the technologist chose), but the
-confidence drops and the conflict is reported. Configured rules (:class:`ClassificationRule`)
-override everything.
+Precedence when the two disagree (each decision's reasons say which rule applied):
+
+1. Configured rules (:class:`ClassificationRule`) override everything.
+2. Ignore evidence: our own results, non-image objects, Image Type LOCALIZER or a derived
+   type (MPR, MIP, ...), localizer / calibration / reformat / perfusion names. "MPR" in a
+   name is a reformat unless Image Type says ORIGINAL (then it is Siemens' short name for
+   MPRAGE: "t1_mpr_ns_sag", "MPR_post").
+3. Diffusion, ADC, SWI and T2* gradient-echo names decide for those roles.
+4. **Inversion time over name** (``ClassificationSettings.inversion_time_over_name``):
+   with an inversion pulse, TI >= ``flair_min_inversion_ms`` (1500 ms) with TE >= 60 ms is a
+   FLAIR, TI <= ``t1_max_inversion_ms`` (1300 ms) with TE <= 30 ms a T1-weighted IR
+   (MPRAGE, BRAVO, GE "T1 FLAIR", Siemens T1 "dark-fluid"), TI < 400 ms with TE >= 30 ms a
+   fat-suppressed STIR (ignored). "FLAIR" in a GE T1 FLAIR's name therefore never makes it a
+   FLAIR, and an "AX T1 FLAIR" with TI 2500 ms and TE 120 ms is one.
+5. A name that gives only the readout family (TSE, FSE, SPACE, CUBE, VISTA, PROPELLER,
+   BLADE, FASE) defers to TR/TE when they are decisive; T2 otherwise.
+6. An explicit weighting in the name (T1, T2, FLAIR) wins over TR/TE rules (TR/TE of 3D
+   sequences are not comparable to 2D spin echo), at lower confidence, and the conflict is
+   reported.
+7. Contrast (T1 -> T1c): a "pre" marker in the name ("pre", "nativ", "ohne KM", "w/o") wins
+   over everything; then a "post" marker ("+C", "C+", "+GD", "Gd", "POST GAD", "post",
+   "KM", "MPR_post", agent names); then Contrast/Bolus Agent (0018,0010) when it names an
+   agent ("NONE" does not). Exam-level "W/WO" phrases are neutral. At study level
+   (``ClassificationSettings.post_contrast_from_order``), an unmarked T1 acquired after a
+   contrast-enhanced series is post-contrast (the agent stays in the tissue), and when the
+   study has no T1c at all, the later of two unmarked T1 series of the same protocol (GE
+   "AX T1 FLAIR" before and after contrast) is the T1c; both are reported.
 
 When several series have the same role, :func:`select_sequences` prefers, in this order:
 higher confidence band (>= 0.8 over lower), 3D over 2D acquisition, thinner slices, more
@@ -86,12 +113,29 @@ class ClassificationSettings(BaseModel):
         ``[[classification.rules]]`` entries, tried in order before the built-in rules.
     min_confidence
         Series classified below this confidence are not selected for analysis.
+    inversion_time_over_name
+        With an inversion pulse, the inversion time (and TE) decide between T1, FLAIR and
+        STIR over the name (GE "T1 FLAIR" is a T1; see the module docstring).
+    flair_min_inversion_ms
+        Shortest TI of a fluid-attenuated (T2) FLAIR; 3D FLAIR (CUBE, SPACE, VISTA) uses
+        about 1600-1900 ms, 2D FLAIR 2000-2800 ms.
+    t1_max_inversion_ms
+        Longest TI of a T1-weighted inversion recovery (MPRAGE ~900-1100 ms, T1 FLAIR /
+        T1 dark-fluid 600-1000 ms, BRAVO/IR-FSPGR prep 400-600 ms).
+    post_contrast_from_order
+        Use the acquisition order for T1 series without any contrast evidence: one acquired
+        after a contrast-enhanced series is a T1c; with no T1c in the study, the later of
+        two of the same protocol is the T1c.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rules: list[ClassificationRule] = Field(default_factory=list)
     min_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    inversion_time_over_name: bool = True
+    flair_min_inversion_ms: float = Field(default=1500.0, gt=0.0)
+    t1_max_inversion_ms: float = Field(default=1300.0, gt=0.0)
+    post_contrast_from_order: bool = True
 
 
 # --- results ------------------------------------------------------------------------------
@@ -154,11 +198,18 @@ _LOCALIZER = re.compile(
     re.I,
 )
 _DERIVED = re.compile(
-    r"\b(mprs?|mpr ?\d+|mip|min ?ip|mips|reformat\w*|screen ?(save|shot)s?|screenshots?|"
+    r"\b(mip|min ?ip|mips|reformat\w*|screen ?(save|shot)s?|screenshots?|"
     r"volume rendering|vr|3d render\w*|sub|subtraction|colou?r ?map|fa|fractional|tensor|"
     r"r?cbv|cbf|mtt|ttp|perf\w*|dsc|dce|asl|pcasl|spectro\w*|svs|csi|mrs|"
     r"pha(se)?( images)?|mag( images)?|moco\w*|tof|angio|mra|pd|localizer)\b",
     re.I,
+)
+#: "MPR": a multi-planar reformat, or (Image Type ORIGINAL) Siemens' short name for MPRAGE.
+_MPR = re.compile(r"\bmprs?\b|\bmpr ?\d+\b", re.I)
+_MPR_SOURCE = re.compile(r"mp ?rage|mp2rage|bravo|f?spgr|\btfe\b|space|\bspc\b|cube|vista", re.I)
+#: Dual-echo proton density / T2 (older 1.5 T spin echo): the late echo is the T2.
+_DUAL_ECHO = re.compile(
+    r"\bpd ?\+? ?t2w?\b|\bt2w? ?\+? ?pd\b|\bdual ?echo\b|\bde ?tse\b|\bpd ?t2 ?tse\b", re.I
 )
 _NON_AC_PET = re.compile(r"\b(nac|non ?ac|no ?ac|uncorr\w*|not corrected)\b", re.I)
 _EADC = re.compile(r"\b(eadc|exp(onential)? ?adc)\b", re.I)
@@ -171,20 +222,41 @@ _T2STAR = re.compile(
     r"t2 ?\*|t2 ?star|\b[se]?t2\w* (fl2d|fl3d|ffe|gre|fe|me2d)\b|\b(hemo\w*|haem\w*|medic|merge)\b",
     re.I,
 )
+#: A gradient echo named without a weighting ("AX GRE"): the T2*-weighted GE protocol.
+_GRE = re.compile(r"\b(gre|t2 ?gre|me ?gre)\b", re.I)
 _FLAIR = re.compile(r"flair|dark ?fluid|\btirm\b|\bda ?fl\b|\bfluid ?att\w*", re.I)
+_T1_TOKEN = re.compile(r"\b[se]?t1", re.I)
 _T1 = re.compile(
-    r"\b[se]?t1|mp ?rage|mp2rage|\b(f?spgr|bravo|tfe|vibe|flash|fl3d|fl2d|turbo ?flash|"
+    r"\b[se]?t1|mp ?rage|mp2rage|\bmpr\b|\b(f?spgr|bravo|tfe|vibe|flash|fl3d|fl2d|turbo ?flash|"
     r"lava|ir ?fspgr|ffe)\b",
     re.I,
 )
 _T2 = re.compile(r"\b[se]?t2", re.I)
-_T2_WEAK = re.compile(r"\b(frfse|fse|tse|propeller|blade|haste|space|cube)\b", re.I)
+#: Readout families that name no weighting: TR/TE decide (T2 when they do not).
+_T2_WEAK = re.compile(
+    r"\b(frfse|fse|tse|ssfse|propeller|blade|haste|fase|space|spc|cube|vista)\b", re.I
+)
 _CONTRAST = re.compile(
-    r"\+ ?c\b|\+ ?gd|\bc ?\+|\bgd\b|\bgad\w*|\bpost\w*|\bcontrast\b|\bce\b|\bkm\b|\bt1 ?c\b|"
-    r"\bt1w? ?ce\b|\bpc\b|dotarem|gadovist|magnevist|prohance|multihance|clariscan|\benh\w*",
+    r"\+ ?(c|gd|gad\w*|km|contrast|kontrast)\b|\bc ?\+|\bgd\b|\bgad\w*|"
+    r"\bpost(?! ?op\b)(c|gd|gad\w*|km|contrast)?\b|\bpostcontrast\b|\bcontrast\b|\bce\b|"
+    r"\bkm\b|\bt1 ?c\b|\bt1w? ?ce\b|\bpc\b|dotarem|gadovist|magnevist|prohance|multihance|"
+    r"clariscan|omniscan|\benh\w*",
     re.I,
 )
-_PRE = re.compile(r"\b(pre\w*|nativ\w*|w ?o|without|non ?contrast|plain)\b", re.I)
+_PRE = re.compile(
+    r"\b(pre(?! ?op\b) ?(c|gd|gad\w*|km|contrast|kontrast)?|precontrast|nativ\w*|"
+    r"w ?o(( |-)?(c|contrast|gd|gad\w*))?|without( contrast)?|non ?contrast|no contrast|plain|"
+    r"ohne( km)?|vor km|unenhanced|non ?enhanced)\b",
+    re.I,
+)
+#: Exam-level "with and without contrast" (GE protocol names): says nothing about a series.
+_WITH_AND_WITHOUT = re.compile(
+    r"\bw ?(and |& )?w ?o\b|\bw ?o ?(and |& )?w\b|\bwwo\b|\bwith and without\b|"
+    r"\bpre ?(and |& )?post\b",
+    re.I,
+)
+#: Contrast/Bolus Agent values that mean "none given".
+_NO_AGENT = frozenset({"", "none", "no", "nil", "n a", "na", "0", "keine", "kein", "ohne", "nein"})
 
 _SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 _NON_IMAGE_MODALITIES = frozenset(
@@ -236,10 +308,43 @@ def _names(series: SeriesInfo) -> str:
     return _normalise(" | ".join(p for p in parts if p))
 
 
+def _name_sources(series: SeriesInfo) -> tuple[tuple[str, str], ...]:
+    """(attribute, normalised text) for the Series Description, then the Protocol Name."""
+    sources = (
+        ("Series Description", _normalise(series.series_description)),
+        ("Protocol Name", _normalise(series.protocol_name)),
+    )
+    return tuple((what, text) for what, text in sources if text)
+
+
 # --- evidence -----------------------------------------------------------------------------
 
 
-def _ignore_reason(series: SeriesInfo, names: str) -> str | None:
+def _is_original(series: SeriesInfo) -> bool:
+    return bool(series.image_type) and series.image_type[0] == "ORIGINAL"
+
+
+def _name_ignore_reason(series: SeriesInfo, names: str) -> str | None:
+    match = _LOCALIZER.search(names)
+    if match:
+        return f"the name {match.group(0)!r} marks a localizer or calibration scan"
+    mpr = _MPR.search(names)
+    if mpr and not (_is_original(series) and not _MPR_SOURCE.search(names)):
+        return (
+            f"the name {mpr.group(0)!r} marks a multi-planar reformat (Image Type is not "
+            "ORIGINAL, or the name also names its source sequence)"
+        )
+    match = _DERIVED.search(names)
+    if match and match.group(0) == "pd" and _DUAL_ECHO.search(names):
+        match = None
+    if match and not _SWI.search(names):
+        return f"the name {match.group(0)!r} marks a derived or unused series"
+    if match and _SWI.search(names) and re.search(r"\b(mip|min ?ip|pha|mag)", names):
+        return f"the name {match.group(0)!r} marks an SWI by-product, not the SWI image"
+    return None
+
+
+def _ignore_reason(series: SeriesInfo) -> str | None:
     if series.manufacturer.strip().lower() == "rgcds" or _OWN_RESULT.search(
         series.series_description
     ):
@@ -253,34 +358,54 @@ def _ignore_reason(series: SeriesInfo, names: str) -> str | None:
     derived = _DERIVED_IMAGE_TYPES.intersection(series.image_type)
     if derived:
         return f"Image Type marks a derived image ({', '.join(sorted(derived))})"
-    match = _LOCALIZER.search(names)
-    if match:
-        return f"the name {match.group(0)!r} marks a localizer or calibration scan"
-    match = _DERIVED.search(names)
-    if match and not _SWI.search(names):
-        return f"the name {match.group(0)!r} marks a derived or unused series"
-    if match and _SWI.search(names) and re.search(r"\b(mip|min ?ip|pha|mag)", names):
-        return f"the name {match.group(0)!r} marks an SWI by-product, not the SWI image"
+    # The description first; the Protocol Name only when the description names no sequence
+    # (GE's Protocol Name is the exam's, e.g. "BRAIN PERFUSION", for every series).
+    for _what, text in _name_sources(series):
+        reason = _name_ignore_reason(series, text)
+        if reason is not None:
+            return reason
+        if _name_role(text)[0] is not None:
+            return None
     return None
 
 
-def _physics_role(series: SeriesInfo) -> tuple[SeriesRole | None, str]:
-    """Infer the weighting from TR/TE/TI, b-value and Image Type (``None`` if unsure)."""
+def _physics_role(
+    series: SeriesInfo, settings: ClassificationSettings | None = None
+) -> tuple[SeriesRole | None, str]:
+    """Infer the weighting from TR/TE/TI, b-value, Image Type and Scanning Sequence.
+
+    ``None`` if unsure; ``IGNORED`` for acquisitions rgcds never analyses (STIR, T2*
+    gradient echo).
+    """
+    settings = settings or ClassificationSettings()
     if "ADC" in series.image_type:
         return SeriesRole.ADC, "Image Type contains ADC"
     if "TRACEW" in series.image_type or "DIFFUSION" in series.image_type:
         return SeriesRole.DWI, "Image Type marks a diffusion-weighted image"
     if series.diffusion_b_value is not None and series.diffusion_b_value > 0:
         return SeriesRole.DWI, f"Diffusion b-value {series.diffusion_b_value:g} s/mm2"
+    if "EP" in series.scanning_sequence:
+        return None, "echo-planar readout (diffusion, perfusion or BOLD), not anatomical"
     tr, te, ti = series.repetition_time, series.echo_time, series.inversion_time
     if tr is None or te is None:
         return None, "TR/TE absent"
     ir = "IR" in series.scanning_sequence or (ti is not None and ti > 0)
-    if ir and ti is not None:
-        if ti >= 1500 and te >= 60:
+    if ir and ti is not None and ti > 0:
+        if ti >= settings.flair_min_inversion_ms and te >= 60:
             return SeriesRole.FLAIR, f"inversion recovery with TI {ti:g} ms and TE {te:g} ms"
-        if ti <= 1300 and te <= 20:
+        if ti <= settings.t1_max_inversion_ms and te <= 30:
             return SeriesRole.T1, f"inversion recovery with TI {ti:g} ms and TE {te:g} ms"
+        if ti < 400 and te >= 30:
+            return (
+                SeriesRole.IGNORED,
+                f"short-TI inversion recovery (STIR, TI {ti:g} ms, TE {te:g} ms), fat-suppressed",
+            )
+    gradient = "GR" in series.scanning_sequence and "SE" not in series.scanning_sequence
+    if gradient and not ir and te >= 12:
+        return (
+            SeriesRole.IGNORED,
+            f"gradient echo with TE {te:g} ms (T2*-weighted), not an anatomical T1",
+        )
     if tr <= 900 and te <= 30:
         return SeriesRole.T1, f"short TR {tr:g} ms and short TE {te:g} ms"
     if tr >= 2000 and te >= 60 and not ir:
@@ -289,9 +414,15 @@ def _physics_role(series: SeriesInfo) -> tuple[SeriesRole | None, str]:
 
 
 def _name_role(names: str) -> tuple[SeriesRole | None, str]:
-    """Infer the role from Series Description and Protocol Name (``None`` if no match)."""
+    """Infer the role from one name (``None`` if no match)."""
+    role, reason, _weak = _name_evidence(names)
+    return role, reason
+
+
+def _name_evidence(names: str) -> tuple[SeriesRole | None, str, bool]:
+    """The role a name gives, why, and whether it names only a readout family (weak)."""
     if _EADC.search(names):
-        return SeriesRole.IGNORED, "the name marks an exponential ADC map"
+        return SeriesRole.IGNORED, "the name marks an exponential ADC map", False
     for pattern, role in (
         (_ADC, SeriesRole.ADC),
         (_DWI, SeriesRole.DWI),
@@ -299,23 +430,57 @@ def _name_role(names: str) -> tuple[SeriesRole | None, str]:
     ):
         match = pattern.search(names)
         if match:
-            return role, f"the name contains {match.group(0)!r}"
+            return role, f"the name contains {match.group(0)!r}", False
     match = _T2STAR.search(names)
     if match:
-        return SeriesRole.IGNORED, f"the name {match.group(0)!r} marks a T2* gradient echo"
+        return SeriesRole.IGNORED, f"the name {match.group(0)!r} marks a T2* gradient echo", False
     t1 = _T1.search(names)
+    gre = _GRE.search(names)
+    if gre and not t1:
+        return SeriesRole.IGNORED, f"the name {gre.group(0)!r} marks a T2* gradient echo", False
+    dual = _DUAL_ECHO.search(names)
+    if dual:
+        return (
+            SeriesRole.T2,
+            f"the name {dual.group(0)!r} marks a dual-echo PD/T2 (the late echo is the T2)",
+            False,
+        )
     flair = _FLAIR.search(names)
-    if flair and not (t1 and re.search(r"\b[se]?t1", names)):
-        return SeriesRole.FLAIR, f"the name contains {flair.group(0)!r}"
+    if flair and not (t1 and _T1_TOKEN.search(names)):
+        return SeriesRole.FLAIR, f"the name contains {flair.group(0)!r}", False
     if t1:
-        return SeriesRole.T1, f"the name contains {t1.group(0)!r}"
+        return SeriesRole.T1, f"the name contains {t1.group(0)!r}", False
     match = _T2.search(names)
     if match:
-        return SeriesRole.T2, f"the name contains {match.group(0)!r}"
+        return SeriesRole.T2, f"the name contains {match.group(0)!r}", False
     match = _T2_WEAK.search(names)
     if match:
-        return SeriesRole.T2, f"the name contains {match.group(0)!r} (a T2 family sequence)"
-    return None, "the name matches no known sequence"
+        return (
+            SeriesRole.T2,
+            f"the name contains {match.group(0)!r} (a readout family, not a weighting)",
+            True,
+        )
+    return None, "the name matches no known sequence", False
+
+
+def _series_name_evidence(series: SeriesInfo) -> tuple[SeriesRole | None, str, bool]:
+    """Name evidence from the Series Description, else the Protocol Name."""
+    fallback: tuple[SeriesRole | None, str, bool] = (
+        None,
+        "no Series Description or Protocol Name",
+        False,
+    )
+    for what, text in _name_sources(series):
+        role, reason, weak = _name_evidence(text)
+        if role is not None:
+            return role, f"{what}: {reason}", weak
+        fallback = (None, f"{what}: {reason}", False)
+    return fallback
+
+
+def is_dual_echo(series: SeriesInfo) -> bool:
+    """Whether the series is named as a dual-echo PD/T2 (convert its late echo only)."""
+    return any(_DUAL_ECHO.search(text) for _what, text in _name_sources(series))
 
 
 def identify_tracer(series: SeriesInfo) -> PetTracer:
@@ -346,8 +511,13 @@ def identify_tracer(series: SeriesInfo) -> PetTracer:
     return PetTracer.UNKNOWN
 
 
+_MR_WEIGHTINGS = frozenset({SeriesRole.T1, SeriesRole.T2, SeriesRole.FLAIR})
+
+
 def classify_series(
-    series: SeriesInfo, overrides: Sequence[ClassificationRule] = ()
+    series: SeriesInfo,
+    overrides: Sequence[ClassificationRule] = (),
+    settings: ClassificationSettings | None = None,
 ) -> SeriesClassification:
     """Classify one series.
 
@@ -358,11 +528,15 @@ def classify_series(
     overrides
         Configured rules, tried in order before the built-in rules; the first whose regex
         matches the Series Description decides (confidence 1.0).
+    settings
+        Physics thresholds and precedence (defaults if ``None``); ``settings.rules`` are not
+        applied here (pass them in ``overrides``).
 
     Returns
     -------
     SeriesClassification
     """
+    settings = settings or ClassificationSettings()
     uid = series.series_instance_uid
 
     def result(
@@ -379,7 +553,7 @@ def classify_series(
             )
 
     names = _names(series)
-    reason = _ignore_reason(series, names)
+    reason = _ignore_reason(series)
     if reason is not None:
         return result(SeriesRole.IGNORED, 0.95, [reason])
 
@@ -395,13 +569,29 @@ def classify_series(
         modality = series.modality or "(none)"
         return result(SeriesRole.IGNORED, 0.9, [f"Modality {modality} is not MR, PT or CT"])
 
-    name_role, name_reason = _name_role(names)
-    phys_role, phys_reason = _physics_role(series)
+    name_role, name_reason, weak = _series_name_evidence(series)
+    phys_role, phys_reason = _physics_role(series, settings)
+    inversion = phys_reason.startswith(("inversion recovery", "short-TI"))
     reasons: list[str] = []
     if name_role is not None and phys_role is not None:
         if _family(name_role) == _family(phys_role):
             role, conf = name_role, 0.95
             reasons += [name_reason, f"consistent with {phys_reason}"]
+        elif inversion and settings.inversion_time_over_name and name_role in _MR_WEIGHTINGS:
+            role, conf = phys_role, 0.8
+            reasons += [
+                name_reason,
+                f"overruled by the inversion time: {phys_reason} makes it "
+                + (
+                    "a series rgcds does not analyse"
+                    if phys_role is SeriesRole.IGNORED
+                    else f"a {phys_role.value}"
+                )
+                + " (inversion time over name)",
+            ]
+        elif weak and phys_role in _MR_WEIGHTINGS:
+            role, conf = phys_role, 0.8
+            reasons += [name_reason, f"the weighting comes from {phys_reason}"]
         else:
             role, conf = name_role, 0.7
             reasons += [
@@ -410,7 +600,7 @@ def classify_series(
                 f"{phys_role.value}); the name was trusted",
             ]
     elif name_role is not None:
-        role, conf = name_role, 0.85
+        role, conf = name_role, 0.6 if weak else 0.85
         reasons += [name_reason, f"no physics evidence ({phys_reason})"]
     elif phys_role is not None:
         role, conf = phys_role, 0.6
@@ -419,7 +609,7 @@ def classify_series(
         return result(SeriesRole.IGNORED, 0.3, [name_reason, phys_reason])
 
     if role is SeriesRole.T1:
-        role, conf, contrast_reasons = _contrast(series, names, conf)
+        role, conf, contrast_reasons = _contrast(series, conf)
         reasons += contrast_reasons
     return result(role, conf, reasons)
 
@@ -428,32 +618,159 @@ def _family(role: SeriesRole) -> SeriesRole:
     return SeriesRole.T1 if role is SeriesRole.T1C else role
 
 
-def _contrast(series: SeriesInfo, names: str, conf: float) -> tuple[SeriesRole, float, list[str]]:
-    post = _CONTRAST.search(names)
-    pre = _PRE.search(names)
+def _contrast_text(series: SeriesInfo) -> str:
+    """The name that carries contrast markers: the description, else the Protocol Name."""
+    sources = _name_sources(series)
+    text = sources[0][1] if sources else ""
+    return _WITH_AND_WITHOUT.sub(" ", text)
+
+
+def _agent(series: SeriesInfo) -> str:
+    """The Contrast/Bolus Agent, or ``""`` when absent or a value meaning none."""
     agent = series.contrast_bolus_agent.strip()
+    return "" if _normalise(agent) in _NO_AGENT else agent
+
+
+def _contrast_marker(series: SeriesInfo) -> tuple[str | None, str]:
+    """``("pre" | "post", matched text)`` from the name, or ``(None, "")``."""
+    text = _contrast_text(series)
+    pre = _PRE.search(text)
+    if pre:
+        return "pre", pre.group(0)
+    post = _CONTRAST.search(text)
     if post:
-        return SeriesRole.T1C, conf, [f"the name marks contrast ({post.group(0)!r})"]
-    if pre and agent:
-        return (
-            SeriesRole.T1,
-            conf - 0.15,
-            [
-                f"the name says pre-contrast ({pre.group(0)!r}) although Contrast/Bolus Agent "
-                "is set; the name was trusted"
-            ],
-        )
+        return "post", post.group(0)
+    return None, ""
+
+
+def _contrast(series: SeriesInfo, conf: float) -> tuple[SeriesRole, float, list[str]]:
+    marker, text = _contrast_marker(series)
+    agent = _agent(series)
+    if marker == "pre":
+        if agent:
+            return (
+                SeriesRole.T1,
+                conf - 0.15,
+                [
+                    f"the name says pre-contrast ({text!r}) although Contrast/Bolus Agent "
+                    "is set; the name was trusted"
+                ],
+            )
+        return SeriesRole.T1, conf, [f"the name says pre-contrast ({text!r})"]
+    if marker == "post":
+        return SeriesRole.T1C, conf, [f"the name marks contrast ({text!r})"]
     if agent:
         return SeriesRole.T1C, conf, ["Contrast/Bolus Agent (0018,0010) is set"]
-    return SeriesRole.T1, conf, ["no contrast in name or Contrast/Bolus Agent"]
+    return SeriesRole.T1, conf, [NO_CONTRAST_EVIDENCE]
+
+
+#: The reason given to a T1 with no contrast evidence at all (the study-level rules use it).
+NO_CONTRAST_EVIDENCE = "no contrast in name or Contrast/Bolus Agent"
 
 
 def classify_study(
-    index: StudyIndex | Iterable[SeriesInfo], overrides: Sequence[ClassificationRule] = ()
+    index: StudyIndex | Iterable[SeriesInfo],
+    overrides: Sequence[ClassificationRule] = (),
+    settings: ClassificationSettings | None = None,
 ) -> tuple[SeriesClassification, ...]:
     """Classify every series of an index (see :func:`classify_series`)."""
     series = index.series if isinstance(index, StudyIndex) else tuple(index)
-    return tuple(classify_series(s, overrides) for s in series)
+    return tuple(classify_series(s, overrides, settings) for s in series)
+
+
+# --- study-level contrast inference -------------------------------------------------------
+
+
+def _acquired(series: SeriesInfo) -> tuple[float, float] | None:
+    """A sortable acquisition order (series time, then number), or ``None`` if unknown."""
+    tm = series.series_time or series.acquisition_time
+    if not tm and series.series_number is None:
+        return None
+    return (_time_seconds(tm) if tm else -1.0, float(series.series_number or 0))
+
+
+def _before(a: SeriesInfo, b: SeriesInfo) -> bool:
+    """Whether ``a`` was acquired before ``b`` (times if both have them, else numbers)."""
+    ta, tb = a.series_time or a.acquisition_time, b.series_time or b.acquisition_time
+    if ta and tb and _time_seconds(ta) != _time_seconds(tb):
+        return _time_seconds(ta) < _time_seconds(tb)
+    if a.series_number is not None and b.series_number is not None:
+        return a.series_number < b.series_number
+    return False
+
+
+def _protocol_key(series: SeriesInfo) -> str:
+    return _WITH_AND_WITHOUT.sub(" ", _normalise(series.series_description)).strip() or (
+        f"{series.scanning_sequence} {series.repetition_time} {series.echo_time} "
+        f"{series.inversion_time}"
+    )
+
+
+def _label(series: SeriesInfo) -> str:
+    return f"series {series.series_number} {series.series_description!r}"
+
+
+def _post_contrast_from_order(
+    series: Sequence[SeriesInfo], classifications: Sequence[SeriesClassification]
+) -> tuple[list[SeriesClassification], list[str]]:
+    """Re-label unmarked T1 series that the acquisition order shows to be post-contrast."""
+    out = list(classifications)
+    notes: list[str] = []
+    unmarked = [
+        k
+        for k, c in enumerate(out)
+        if c.role is SeriesRole.T1 and NO_CONTRAST_EVIDENCE in c.reasons
+    ]
+    enhanced = [k for k, c in enumerate(out) if c.role is SeriesRole.T1C]
+
+    def relabel(k: int, why: str, penalty: float) -> None:
+        c = out[k]
+        out[k] = SeriesClassification(
+            c.series_instance_uid,
+            SeriesRole.T1C,
+            round(max(c.confidence - penalty, 0.0), 2),
+            (*c.reasons, why),
+            c.tracer,
+        )
+
+    if enhanced:
+        first = min((series[k] for k in enhanced), key=lambda s: _acquired(s) or (1e9, 1e9))
+        for k in unmarked:
+            if _before(first, series[k]):
+                why = (
+                    f"acquired after the contrast-enhanced {_label(first)}, so it is "
+                    "post-contrast (the agent stays in the tissue)"
+                )
+                relabel(k, why, 0.0)
+                notes.append(
+                    f"{_label(series[k])} has no contrast marker but was acquired after the "
+                    f"contrast-enhanced {_label(first)}; it was taken as post-contrast (T1c)."
+                )
+        return out, notes
+
+    groups: dict[str, list[int]] = {}
+    for k in unmarked:
+        groups.setdefault(_protocol_key(series[k]), []).append(k)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        ordered = sorted(members, key=lambda k: _acquired(series[k]) or (1e9, 1e9))
+        first_series = series[ordered[0]]
+        for k in ordered[1:]:
+            if not _before(first_series, series[k]):
+                continue
+            why = (
+                f"a later repeat of {_label(first_series)} with no contrast marker in a "
+                "study without any contrast-enhanced T1: taken as the post-contrast acquisition"
+            )
+            relabel(k, why, 0.1)
+            notes.append(
+                f"The study has no T1 series marked as contrast-enhanced; {_label(series[k])} "
+                f"repeats {_label(first_series)} later and was taken as the post-contrast T1 "
+                "(T1c). Mark post-contrast series (e.g. '+C') or add a "
+                "[[classification.rules]] entry if this is wrong."
+            )
+    return out, notes
 
 
 # --- selection ----------------------------------------------------------------------------
@@ -495,8 +812,8 @@ def select_sequences(
     index
         The study index.
     settings
-        The ``[classification]`` settings (rules, confidence floor); defaults apply if
-        ``None``.
+        The ``[classification]`` settings (rules, confidence floor, physics thresholds,
+        acquisition-order contrast inference); defaults apply if ``None``.
     overrides
         Extra rules tried before ``settings.rules``.
 
@@ -505,11 +822,16 @@ def select_sequences(
     SequenceSelection
         Chosen series per role; roles with several candidates are decided by the documented
         preference (confidence band, 3D over 2D, thinner slices, more slices, later
-        acquisition) and reported in ``ambiguities``.
+        acquisition) and reported in ``ambiguities``, as are T1 series taken as
+        post-contrast from the acquisition order.
     """
     settings = settings or ClassificationSettings()
     rules = [*(overrides or ()), *settings.rules]
-    classifications = classify_study(index, rules)
+    classifications = list(classify_study(index, rules, settings))
+    ambiguities: list[str] = []
+    if settings.post_contrast_from_order:
+        classifications, order_notes = _post_contrast_from_order(index.series, classifications)
+        ambiguities += order_notes
     by_role: dict[SeriesRole, list[tuple[SeriesInfo, SeriesClassification]]] = {}
     for series, c in zip(index.series, classifications, strict=True):
         if c.role not in _VOLUME_ROLES or c.confidence < settings.min_confidence:
@@ -518,7 +840,6 @@ def select_sequences(
             continue
         by_role.setdefault(c.role, []).append((series, c))
     chosen: dict[SeriesRole, SeriesInfo] = {}
-    ambiguities: list[str] = []
     for role, candidates in by_role.items():
         ranked = sorted(candidates, key=lambda sc: _preference(*sc), reverse=True)
         chosen[role] = ranked[0][0]
@@ -537,10 +858,11 @@ def select_sequences(
         roles=sorted(r.value for r in chosen),
         n_ambiguities=len(ambiguities),
     )
-    return SequenceSelection(chosen, classifications, tuple(ambiguities))
+    return SequenceSelection(chosen, tuple(classifications), tuple(ambiguities))
 
 
 __all__ = [
+    "NO_CONTRAST_EVIDENCE",
     "ClassificationRule",
     "ClassificationSettings",
     "SequenceSelection",
@@ -548,5 +870,6 @@ __all__ = [
     "classify_series",
     "classify_study",
     "identify_tracer",
+    "is_dual_echo",
     "select_sequences",
 ]
