@@ -15,7 +15,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,7 +38,9 @@ _AE_MAX = 16
 
 
 def _check_ae_title(value: str) -> str:
-    stripped = value.strip()
+    # PS3.5 (AE): only leading and trailing spaces are insignificant; a tab or newline is
+    # part of the value (and then fails the printable-ASCII check below).
+    stripped = value.strip(" ")
     if not stripped or len(stripped) > _AE_MAX or "\\" in stripped:
         raise ValueError(
             f"an AE title has 1 to {_AE_MAX} characters and no backslash, got {value!r}"
@@ -65,7 +74,18 @@ class CallingAE(_Section):
 
 
 class ListenerSettings(_Section):
-    """The DICOM Storage SCP that PACS and scanners push studies to."""
+    """The DICOM Storage SCP that PACS and scanners push studies to.
+
+    Receive limits (see ``docs/conformance.md``): a connection that has not sent its
+    A-ASSOCIATE-RQ is *pending*; at most ``max_pending_connections`` are pending, at most
+    ``max_pending_per_address`` from one peer address (the oldest pending one is closed to
+    make room). The TLS handshake and the A-ASSOCIATE-RQ must complete within
+    ``acse_timeout`` of the connection, every PDU within ``network_timeout`` of its first
+    byte. An A-ASSOCIATE-RQ above ``max_associate_request_size`` bytes, a P-DATA-TF PDU above
+    ``max_pdu_size`` (the maximum this listener negotiates; 0 means the instance limit) and a
+    data set above ``max_instance_size`` bytes (received or, when deflated, inflated) abort
+    the association before they are buffered.
+    """
 
     ae_title: str = "RGCDS"
     host: str = "0.0.0.0"  # noqa: S104 - a DICOM node listens on the hospital network
@@ -76,6 +96,10 @@ class ListenerSettings(_Section):
     acse_timeout: float = Field(default=30.0, gt=0)
     dimse_timeout: float = Field(default=60.0, gt=0)
     network_timeout: float = Field(default=60.0, gt=0)
+    max_pending_connections: int = Field(default=32, ge=1, le=10000)
+    max_pending_per_address: int = Field(default=8, ge=1, le=10000)
+    max_associate_request_size: int = Field(default=65536, ge=1024, le=16_777_216)
+    max_instance_size: int = Field(default=2_147_483_648, ge=1024)
     tls: TlsSettings = Field(default_factory=TlsSettings)
 
     _ae = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
@@ -124,6 +148,11 @@ class DestinationSettings(_Section):
     tls: TlsSettings = Field(default_factory=TlsSettings)
 
     _ae = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
+
+    @field_validator("calling_ae_title")
+    @classmethod
+    def _calling_ae(cls, value: str | None) -> str | None:
+        return None if value is None else _check_ae_title(value)
 
 
 class LoggingSettings(_Section):
@@ -234,6 +263,19 @@ class Settings(BaseSettings):
         if dupes:
             raise ValueError(f"destination names must be unique, repeated: {', '.join(dupes)}")
         return value
+
+    @model_validator(mode="after")
+    def _calling_ae_from_listener(self) -> Settings:
+        # Results go out under the listener's own AE title (what the PACS was configured
+        # with) unless a destination names another one.
+        if any(d.calling_ae_title is None for d in self.destinations):
+            filled = [
+                d if d.calling_ae_title is not None
+                else d.model_copy(update={"calling_ae_title": self.listener.ae_title})
+                for d in self.destinations
+            ]
+            object.__setattr__(self, "destinations", filled)
+        return self
 
     @classmethod
     def settings_customise_sources(

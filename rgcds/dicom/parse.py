@@ -1,24 +1,35 @@
 """Read the few identifying tags of a received instance from its encoded bytes.
 
 The hot path never decodes pixel data: :func:`read_instance_meta` parses the encoded file
-with ``stop_before_pixels`` and ``specific_tags`` and returns a small frozen record. The
-PHI attributes are read only to register them with :func:`rgcds.logging.remember_phi` so
-that no log line can contain them; they are never returned or stored.
+with ``stop_before_pixels`` and ``specific_tags`` and returns a small frozen record. A
+Deflated Explicit VR Little Endian data set is inflated as a stream under a budget (the
+whole data set at most ``max_inflated`` bytes, of which only the first
+:data:`HEADER_BUDGET` are kept for parsing), never with pydicom's one-shot
+``zlib.decompress``, so a deflate bomb costs bounded memory.
+
+The PHI attributes are read only to register them with
+:func:`rgcds.logging.remember_phi` so that no log line can contain them; they are never
+returned or stored.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
 from pydicom import dcmread
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset, read_preamble
+from pydicom.tag import BaseTag
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from rgcds.dicom.errors import DatasetMismatchError
 from rgcds.dicom.uids import validate_uid
-from rgcds.exceptions import DicomInputError, InvalidUIDError
+from rgcds.exceptions import DicomInputError
 from rgcds.logging import PHI_KEYWORDS, remember_phi, remember_phi_values
 
 _PHI = [k for k in PHI_KEYWORDS if not k.endswith("Sequence")]
@@ -34,6 +45,66 @@ _TAGS = [
     "AcquisitionNumber",
     *_PHI,
 ]
+_TAG_VALUES = [
+    t for t in (tag_for_keyword(k) for k in ["SpecificCharacterSet", *_TAGS]) if t is not None
+]
+
+
+HEADER_BUDGET = 16 << 20
+"""Inflated bytes of a deflated data set kept for parsing its identifying tags."""
+
+_CHUNK = 1 << 20
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+
+
+def _inflate_bounded(deflated: memoryview, max_inflated: int) -> bytes:
+    """Inflate a raw deflate stream, keeping :data:`HEADER_BUDGET` bytes.
+
+    Raises
+    ------
+    DicomInputError
+        If the inflated data set would exceed ``max_inflated`` bytes, or is not deflate.
+    """
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    head = bytearray()
+    total = 0
+    try:
+        for start in range(0, len(deflated), _CHUNK):
+            chunk: bytes | memoryview = deflated[start:start + _CHUNK]
+            while chunk:
+                out = inflater.decompress(chunk, _CHUNK)
+                total += len(out)
+                if total > max_inflated:
+                    raise DicomInputError(
+                        "The deflated data set inflates to more than "
+                        f"listener.max_instance_size ({max_inflated} bytes)."
+                    )
+                if len(head) < HEADER_BUDGET:
+                    head += out[:HEADER_BUDGET - len(head)]
+                chunk = inflater.unconsumed_tail
+    except zlib.error:
+        raise DicomInputError("The deflated data set is not a valid deflate stream.") from None
+    return bytes(head)
+
+
+def _read_deflated(encoded: bytes, max_inflated: int) -> Dataset | None:
+    """The identifying tags of a deflated instance, or ``None`` if it is not deflated."""
+    from pydicom.filereader import _read_file_meta_info  # no public form for a file object
+
+    fp = BytesIO(encoded)
+    read_preamble(fp, False)
+    file_meta = _read_file_meta_info(fp)
+    if file_meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return None
+    head = _inflate_bounded(memoryview(encoded)[fp.tell():], max_inflated)
+
+    def at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
+        return int(tag) in _PIXEL_TAGS
+
+    ds = read_dataset(BytesIO(head), is_implicit_VR=False, is_little_endian=True,
+                      stop_when=at_pixels, specific_tags=[BaseTag(t) for t in _TAG_VALUES])
+    ds.file_meta = file_meta
+    return ds
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +173,8 @@ def read_instance_meta(
     encoded: bytes,
     expected_sop_class_uid: str | None = None,
     expected_sop_instance_uid: str | None = None,
+    *,
+    max_inflated: int = 2_147_483_648,
 ) -> InstanceMeta:
     """Parse the identifying tags from an encoded DICOM file (preamble and meta included).
 
@@ -112,6 +185,8 @@ def read_instance_meta(
     expected_sop_class_uid, expected_sop_instance_uid
         The Affected SOP Class/Instance UIDs of the C-STORE request; when given, the
         dataset's own values must equal them.
+    max_inflated
+        The most bytes a deflated data set may inflate to (``listener.max_instance_size``).
 
     Returns
     -------
@@ -121,25 +196,30 @@ def read_instance_meta(
     Raises
     ------
     DicomInputError
-        If the bytes cannot be parsed as DICOM.
+        If the bytes cannot be parsed as DICOM, or a deflated data set inflates beyond
+        ``max_inflated``.
+    InvalidUIDError
+        If a required UID is missing or invalid.
     DatasetMismatchError
-        If a required UID is missing or invalid, or contradicts the command.
+        If a UID contradicts the command.
     """
     try:
-        ds = dcmread(BytesIO(encoded), stop_before_pixels=True, specific_tags=_TAGS)
+        ds = _read_deflated(encoded, max_inflated)
+        if ds is None:
+            ds = dcmread(BytesIO(encoded), stop_before_pixels=True, specific_tags=_TAGS)
         _remember_raw_phi(ds)  # before any value conversion can log a PHI value
         values = {k: ds.get(k) for k in _TAGS[:9]}
         transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    except DicomInputError:
+        raise
     except Exception as exc:
         raise DicomInputError(f"The dataset cannot be decoded: {type(exc).__name__}.") from None
     remember_phi(ds)
-    try:
-        study = validate_uid(values["StudyInstanceUID"], "StudyInstanceUID")
-        series = validate_uid(values["SeriesInstanceUID"], "SeriesInstanceUID")
-        sop = validate_uid(values["SOPInstanceUID"], "SOPInstanceUID")
-        sop_class = validate_uid(values["SOPClassUID"], "SOPClassUID")
-    except InvalidUIDError as exc:
-        raise DatasetMismatchError(str(exc)) from None
+    # An invalid or missing UID is "cannot understand" (0xC000, docs/conformance.md).
+    study = validate_uid(values["StudyInstanceUID"], "StudyInstanceUID")
+    series = validate_uid(values["SeriesInstanceUID"], "SeriesInstanceUID")
+    sop = validate_uid(values["SOPInstanceUID"], "SOPInstanceUID")
+    sop_class = validate_uid(values["SOPClassUID"], "SOPClassUID")
     if expected_sop_class_uid is not None and sop_class != expected_sop_class_uid:
         raise DatasetMismatchError(
             "The dataset's SOPClassUID differs from the C-STORE Affected SOP Class UID."

@@ -11,11 +11,21 @@ Access control happens when the association is requested: the called AE title mu
 (a table entry with ``host`` also pins the peer's address). Others get A-ASSOCIATE-RJ,
 rejected-permanent, source service-user, reason "calling AE title not recognised" (3) or
 "called AE title not recognised" (7). An empty ``allowed_calling_aets`` accepts any calling
-AE title; :meth:`StorageSCP.start` logs a warning saying so.
+AE title; :meth:`StorageSCP.start` logs a warning saying so. AE titles are compared exactly,
+after removing the leading and trailing spaces that PS3.5 calls insignificant (nothing else:
+a tab or newline is part of the title). An association over ``listener.max_associations``
+gets A-ASSOCIATE-RJ rejected-transient, source service-provider (presentation), reason
+"local limit exceeded".
+
+The connection-level guards (TLS handshake and A-ASSOCIATE-RQ deadlines, pending-connection
+caps, PDU and instance bounds, prompt stop) are in :mod:`rgcds.dicom.transport`.
+:meth:`StorageSCP.probe` associates with the running listener over loopback and sends a
+C-ECHO: the daemon's health check.
 """
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 import time
@@ -26,7 +36,6 @@ import structlog
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.transport import ThreadedAssociationServer
 
 from rgcds.config import CallingAE, ListenerSettings
 from rgcds.dicom.errors import DatasetMismatchError, DuplicateInstanceError
@@ -34,6 +43,13 @@ from rgcds.dicom.parse import InstanceMeta, read_instance_meta
 from rgcds.dicom.sop_classes import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS
 from rgcds.dicom.status import StoreStatus
 from rgcds.dicom.tls import server_ssl_context
+from rgcds.dicom.transport import (
+    Connection,
+    GuardedAssociationServer,
+    GuardedRequestHandler,
+    GuardedSocket,
+    ReceiveLimits,
+)
 from rgcds.exceptions import (
     DicomInputError,
     InvalidUIDError,
@@ -47,9 +63,43 @@ InstanceSink = Callable[[InstanceMeta, bytes], object]
 """Stores one instance durably; returns when done, raises on failure (see module doc)."""
 
 REJECT_PERMANENT = 0x01
+REJECT_TRANSIENT = 0x02
 SOURCE_SERVICE_USER = 0x01
+SOURCE_PROVIDER_PRESENTATION = 0x03
 REASON_CALLING_AE_NOT_RECOGNISED = 0x03
 REASON_CALLED_AE_NOT_RECOGNISED = 0x07
+REASON_LOCAL_LIMIT_EXCEEDED = 0x02
+
+PROBE_TIMEOUT = 10.0
+"""Seconds the health probe waits for its association and C-ECHO."""
+
+
+def ae_title_value(title: object) -> str:
+    """An AE title as compared: leading and trailing spaces removed (PS3.5), nothing else."""
+    return str(title).strip(" ")
+
+
+def receive_limits(listener: ListenerSettings) -> ReceiveLimits:
+    """The transport's deadlines and bounds from the ``[listener]`` settings."""
+    return ReceiveLimits(
+        acse_timeout=listener.acse_timeout,
+        network_timeout=listener.network_timeout,
+        max_pdu_size=listener.max_pdu_size,
+        max_associate_request_size=listener.max_associate_request_size,
+        max_instance_size=listener.max_instance_size,
+        max_pending=listener.max_pending_connections,
+        max_pending_per_address=listener.max_pending_per_address,
+    )
+
+
+def _probe_target(host: str, port: int) -> tuple[int, str]:
+    """Where the probe connects: loopback for a wildcard listener, else the host itself."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - the wildcard address, read not bound
+        return socket.AF_INET, "127.0.0.1"
+    if host == "::":
+        return socket.AF_INET6, "::1"
+    family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    return int(family), str(addr[0])
 
 
 def _resolve(host: str) -> set[str]:
@@ -90,7 +140,8 @@ class StorageSCP:
         self.settings = listener
         self._sink = sink
         self._port = listener.port if port is None else port
-        self._server: ThreadedAssociationServer | None = None
+        self._server: GuardedAssociationServer | None = None
+        self._probe_lock = threading.Lock()
         self._ae: AE | None = None
         self._lock = threading.Lock()
         self._open: dict[int, set[str]] = {}
@@ -114,7 +165,10 @@ class StorageSCP:
     def _build_ae(self) -> AE:
         s = self.settings
         ae = AE(ae_title=s.ae_title)
-        ae.maximum_associations = s.max_associations
+        # The listener counts associations itself (in _on_requested, associated connections
+        # only); pynetdicom's own count includes connections still negotiating, so it is
+        # set above anything the pending caps let through.
+        ae.maximum_associations = s.max_associations + s.max_pending_connections + 8
         ae.maximum_pdu_size = s.max_pdu_size
         ae.acse_timeout = s.acse_timeout
         ae.dimse_timeout = s.dimse_timeout
@@ -161,40 +215,101 @@ class StorageSCP:
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
         try:
-            self._server = self._ae.start_server(
-                (s.host, self._port), block=False, evt_handlers=handlers, ssl_context=ssl_context
-            )
+            server = cast(GuardedAssociationServer, self._ae.make_server(
+                (s.host, self._port), evt_handlers=handlers, ssl_context=None,
+                server_class=GuardedAssociationServer, request_handler=GuardedRequestHandler,
+                limits=receive_limits(s), guarded_ssl_context=ssl_context,
+            ))
         except OSError as exc:
             raise StorageError(
                 f"The listener cannot bind {s.host}:{self._port}: {exc.strerror or exc}. "
                 "Is another process using the port?"
             ) from None
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                                  name="rgcds-listener-accept", daemon=True)
+        thread.start()
+        self._server = server
         logger.info(
             "listener started", ae_title=s.ae_title, host=s.host, port=self.port,
             tls=s.tls.enabled, max_associations=s.max_associations,
         )
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop accepting, let in-flight associations finish (up to ``timeout``), then abort.
+        """Stop accepting, let associations finish (up to ``timeout``), then close them.
+
+        Connections that have not associated are closed at once. Closing shuts the sockets
+        down, so no peer can make this wait longer than ``timeout`` plus a few seconds.
 
         Parameters
         ----------
         timeout
-            Seconds to wait for open associations before aborting them.
+            Seconds to wait for open associations before closing them.
         """
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()  # stops the accept loop and closes the listening socket
+        server.shutdown()  # the accept loop never waits on a peer, so this returns at once
+        registry = server.registry
+        closed_pending = registry.close_pending()
         deadline = time.monotonic() + timeout
-        while server.active_associations and time.monotonic() < deadline:
+        while registry.counts()["associated"] and time.monotonic() < deadline:
             time.sleep(0.05)
-        remaining = server.active_associations
-        for assoc in remaining:
-            assoc.abort()
-        if self._ae is not None:
-            self._ae.shutdown()
-        logger.info("listener stopped", aborted=len(remaining))
+        remaining = registry.counts()["associated"]
+        for assoc in registry.associations():
+            assoc.acse.send_abort(0x02)  # A-P-ABORT, queued; the socket closes next
+        time.sleep(0.05 if remaining else 0.0)
+        registry.close_all()
+        stuck = registry.join(5.0)
+        logger.info("listener stopped", aborted=remaining, closed_pending=closed_pending,
+                    threads_left=stuck)
+
+    def probe(self, timeout: float = PROBE_TIMEOUT) -> bool:
+        """Associate with the running listener over loopback and C-ECHO; ``True`` on success.
+
+        The probe's connection is recognised by its source address and port (registered
+        before it connects) and its one-off calling AE title: it skips TLS (the handshake is
+        done by the same thread that would run the association) and the access and
+        association limits, not the accept loop, the handler threads or pynetdicom.
+        """
+        server = self._server
+        if server is None:
+            return False
+        with self._probe_lock:
+            try:
+                family, target = _probe_target(self.settings.host, self.port)
+                with socket.socket(family, socket.SOCK_STREAM) as s:
+                    s.bind((target, 0))
+                    source = s.getsockname()[:2]
+            except OSError as exc:
+                logger.error("health probe cannot bind a loopback port", error=str(exc))
+                return False
+            token = "PROBE" + secrets.token_hex(5).upper()
+            server.registry.expect_probe((str(source[0]), int(source[1])), token)
+            ae = AE(ae_title=token)
+            ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+            ae.connection_timeout = timeout
+            ae.add_requested_context(VERIFICATION_SOP_CLASS)
+            try:
+                assoc = ae.associate(target, self.port, ae_title=self.settings.ae_title,
+                                     bind_address=(str(source[0]), int(source[1])))
+                if not assoc.is_established:
+                    return False
+                try:
+                    status = assoc.send_c_echo()
+                    return bool(status) and int(status.Status) == 0
+                finally:
+                    assoc.release()
+            except Exception:
+                logger.exception("health probe failed")
+                return False
+            finally:
+                server.registry.forget_probe((str(source[0]), int(source[1])))
+                ae.shutdown()
+
+    def connection_counts(self) -> dict[str, int]:
+        """Open connections: ``pending`` (no A-ASSOCIATE-RQ yet) and ``associated``."""
+        server = self._server
+        return server.registry.counts() if server is not None else {}
 
     # -- state for the trigger ----------------------------------------------------------
 
@@ -214,9 +329,15 @@ class StorageSCP:
             rq = assoc.requestor.primitive
             if rq is None:
                 return
-            calling = str(rq.calling_ae_title).strip()
-            called = str(rq.called_ae_title).strip()
+            calling = ae_title_value(rq.calling_ae_title)
+            called = ae_title_value(rq.called_ae_title)
             address = assoc.requestor.address
+            conn = _connection(assoc)
+            if conn is not None and conn.probe_token is not None:
+                if calling == conn.probe_token and called == self.settings.ae_title:
+                    self._admit(assoc, conn)
+                    return
+                conn.probe_token = None  # not our probe: checked like any peer
             if called != self.settings.ae_title:
                 logger.warning("association rejected: called AE title not recognised",
                                calling_ae=calling, called_ae=called, peer=address)
@@ -226,14 +347,28 @@ class StorageSCP:
                 logger.warning("association rejected: calling AE title not recognised",
                                calling_ae=calling, peer=address)
                 self._reject(assoc, REASON_CALLING_AE_NOT_RECOGNISED)
+                return
+            if conn is not None:
+                self._admit(assoc, conn)
         except Exception:
             logger.exception("association check failed")
 
+    def _admit(self, assoc: Any, conn: Connection) -> None:
+        server = self._server
+        if server is None or not server.registry.try_associate(
+            conn, self.settings.max_associations
+        ):
+            logger.warning("association rejected: listener.max_associations reached",
+                           peer=conn.address, max_associations=self.settings.max_associations)
+            self._reject(assoc, REASON_LOCAL_LIMIT_EXCEEDED, REJECT_TRANSIENT,
+                         SOURCE_PROVIDER_PRESENTATION)
+
     @staticmethod
-    def _reject(assoc: Any, reason: int) -> None:
+    def _reject(assoc: Any, reason: int, result: int = REJECT_PERMANENT,
+                source: int = SOURCE_SERVICE_USER) -> None:
         # As pynetdicom's own ACSE does: send A-ASSOCIATE-RJ, then let the DUL drain the
         # PDU before the socket is closed (kill() waits for that).
-        assoc.acse.send_reject(REJECT_PERMANENT, SOURCE_SERVICE_USER, reason)
+        assoc.acse.send_reject(result, source, reason)
         evt.trigger(assoc, evt.EVT_REJECTED, {})
         assoc.kill()
 
@@ -261,6 +396,7 @@ class StorageSCP:
                 data,
                 str(req.AffectedSOPClassUID or ""),
                 str(req.AffectedSOPInstanceUID or ""),
+                max_inflated=self.settings.max_instance_size,
             )
             with self._lock:
                 self._open.setdefault(id(event.assoc), set()).add(meta.study_uid)
@@ -271,10 +407,14 @@ class StorageSCP:
         except OutOfResourcesError:
             logger.error("instance refused: out of resources", calling_ae=calling)
             return _status(StoreStatus.OUT_OF_RESOURCES, "Out of resources: disk space low")
-        except (DatasetMismatchError, InvalidUIDError) as exc:
+        except InvalidUIDError as exc:
+            logger.warning("instance refused: invalid UID", calling_ae=calling, error=str(exc))
+            return _status(StoreStatus.CANNOT_UNDERSTAND, "Invalid UID")
+        except DatasetMismatchError as exc:
             logger.warning("instance refused: dataset does not match", calling_ae=calling,
                            error=str(exc))
-            return _status(StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS, "Identifiers invalid")
+            return _status(StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+                           "Data set does not match the command")
         except DicomInputError as exc:
             logger.warning("instance refused: cannot understand", calling_ae=calling,
                            error=str(exc))
@@ -288,9 +428,17 @@ class StorageSCP:
         return int(StoreStatus.SUCCESS)
 
 
+def _connection(assoc: Any) -> Connection | None:
+    sock = getattr(assoc.dul, "socket", None)
+    return sock.conn if isinstance(sock, GuardedSocket) else None
+
+
 __all__ = [
     "REASON_CALLED_AE_NOT_RECOGNISED",
     "REASON_CALLING_AE_NOT_RECOGNISED",
+    "REASON_LOCAL_LIMIT_EXCEEDED",
     "InstanceSink",
     "StorageSCP",
+    "ae_title_value",
+    "receive_limits",
 ]

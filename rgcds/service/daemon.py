@@ -192,15 +192,22 @@ class Daemon:
         """Whether :meth:`stop` has begun; a long processor may poll it to stop early."""
         return self._shutdown.is_set()
 
-    def healthy(self) -> bool:
-        """Whether the listener accepts associations and the trigger loop is making rounds."""
+    def healthy(self, *, probe: bool = True) -> bool:
+        """Whether the listener answers and the trigger loop is making rounds.
+
+        With ``probe`` (the default, what the watchdog uses) the listener is asked itself:
+        :meth:`StorageSCP.probe` associates over loopback and sends a C-ECHO, so a listener
+        whose threads are wedged is unhealthy even though its socket is still open.
+        """
         if self.scp is None or not self.scp.is_running:
             return False
         t = self._trigger_thread
         if t is None or not t.is_alive():
             return False
         stall = max(TRIGGER_STALL_SECONDS, 5 * self.settings.trigger.poll_seconds)
-        return time.monotonic() - self._last_round < stall
+        if time.monotonic() - self._last_round >= stall:
+            return False
+        return not probe or self.scp.probe()
 
     # -- hooks --------------------------------------------------------------------------
 

@@ -339,9 +339,10 @@ def test_uid_mismatch_and_invalid_uids(start_daemon: StartDaemon, tmp_path: Path
     ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.save_as(path)
     assert _chunked_send(d, path) == 0xA900 == int(StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS)
-    # A traversal attempt in the series UID never reaches the disk.
+    # A traversal attempt in the series UID never reaches the disk; an invalid UID is
+    # "cannot understand" (0xC000), as the conformance statement says.
     evil = mr_file(tmp_path / "in", generate_uid(), "1.2.3/../../../../tmp", 2)
-    assert _send_one(d, evil) == 0xA900
+    assert _send_one(d, evil) == 0xC000 == int(StoreStatus.CANNOT_UNDERSTAND)
     assert db_rows(d, "SELECT COUNT(*) FROM instances") == [(0,)]
 
 
