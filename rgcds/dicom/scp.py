@@ -263,17 +263,25 @@ class StorageSCP:
         logger.info("listener stopped", aborted=remaining, closed_pending=closed_pending,
                     threads_left=stuck)
 
-    def probe(self, timeout: float = PROBE_TIMEOUT) -> bool:
+    def probe(self, timeout: float | None = None) -> bool:
         """Associate with the running listener over loopback and C-ECHO; ``True`` on success.
 
         The probe's connection is recognised by its source address and port (registered
         before it connects) and its one-off calling AE title: it skips TLS (the handshake is
         done by the same thread that would run the association) and the access and
         association limits, not the accept loop, the handler threads or pynetdicom.
+
+        Parameters
+        ----------
+        timeout
+            Seconds for the association and the C-ECHO (default: ``acse_timeout`` + 1,
+            at most :data:`PROBE_TIMEOUT`).
         """
         server = self._server
         if server is None:
             return False
+        if timeout is None:
+            timeout = min(PROBE_TIMEOUT, self.settings.acse_timeout + 1.0)
         with self._probe_lock:
             try:
                 family, target = _probe_target(self.settings.host, self.port)

@@ -22,6 +22,7 @@ Outbox API for the export side::
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -190,6 +191,12 @@ class JobStore:
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # 0640 whatever the umask, before SQLite opens it: SQLite gives the -wal and
+            # -shm files it creates the database file's mode.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o640))
+            for f in (self.path, *(Path(f"{self.path}{x}") for x in ("-wal", "-shm"))):
+                if f.exists():
+                    os.chmod(f, 0o640)
             self._db = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
             )
@@ -198,6 +205,8 @@ class JobStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except OSError as exc:
+            raise StorageError(f"The job store {self.path} cannot be secured: {exc}.") from None
         except sqlite3.Error as exc:
             raise StorageError(f"The job store {self.path} cannot be opened: {exc}.") from None
         self._closed = False

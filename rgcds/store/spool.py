@@ -33,8 +33,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+FILE_MODE = 0o640
+"""Mode of every file rgcds writes under the storage root, whatever the umask."""
+DIR_MODE = 0o750
+"""Mode of every directory rgcds creates under the storage root, whatever the umask."""
+
+
 def make_dirs_durable(path: Path) -> None:
-    """Create ``path`` and missing parents, fsyncing each parent after a creation."""
+    """Create ``path`` and missing parents (mode 0750), fsyncing each parent after a creation."""
     missing: list[Path] = []
     p = path
     while not p.exists():
@@ -42,9 +48,10 @@ def make_dirs_durable(path: Path) -> None:
         p = p.parent
     for d in reversed(missing):
         try:
-            d.mkdir()
+            d.mkdir(mode=DIR_MODE)
         except FileExistsError:
             continue
+        os.chmod(d, DIR_MODE)  # mkdir's mode is filtered by the umask
         fsync_dir(d.parent)
 
 
@@ -109,7 +116,7 @@ class Spool:
             )
 
     def write_temp(self, data: bytes) -> Path:
-        """Write ``data`` to a new temporary file in ``incoming`` and fsync it.
+        """Write ``data`` to a new temporary file (mode 0640) in ``incoming`` and fsync it.
 
         Raises
         ------
@@ -121,6 +128,7 @@ class Spool:
         fd, name = tempfile.mkstemp(dir=self.incoming_dir, suffix=".part")
         tmp = Path(name)
         try:
+            os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600; group rgcds may read, others not
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
