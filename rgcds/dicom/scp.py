@@ -337,10 +337,14 @@ class StorageSCP:
             rq = assoc.requestor.primitive
             if rq is None:
                 return
-            calling = ae_title_value(rq.calling_ae_title)
-            called = ae_title_value(rq.called_ae_title)
-            address = assoc.requestor.address
             conn = _connection(assoc)
+            if conn is not None and conn.calling_ae:
+                calling = ae_title_value(conn.calling_ae.decode("latin-1"))
+                called = ae_title_value(conn.called_ae.decode("latin-1"))
+            else:
+                calling = ae_title_value(rq.calling_ae_title)
+                called = ae_title_value(rq.called_ae_title)
+            address = assoc.requestor.address
             if conn is not None and conn.probe_token is not None:
                 if calling == conn.probe_token and called == self.settings.ae_title:
                     self._admit(assoc, conn)

@@ -138,6 +138,9 @@ class Connection:
         ``time.monotonic()`` at accept.
     probe_token
         The calling AE title of the listener's own health probe, for its connection only.
+    called_ae, calling_ae
+        The AE title fields of the A-ASSOCIATE-RQ as sent (pynetdicom's decoder strips all
+        white space from them; the standard makes only spaces insignificant).
     """
 
     sock: socket.socket
@@ -145,6 +148,8 @@ class Connection:
     port: int
     accepted_at: float
     probe_token: str | None = None
+    called_ae: bytes = b""
+    calling_ae: bytes = b""
     state: str = "pending"  # pending -> requested -> associated; closed at the end
     assoc: Association | None = None
     thread: threading.Thread | None = field(default=None, repr=False)
@@ -595,6 +600,7 @@ class GuardedRequestHandler(RequestHandler):
                          error=type(exc).__name__)
             _send_quietly(sock, abort_pdu(ABORT_INVALID_PARAMETER))
             return None
+        conn.called_ae, conn.calling_ae = data[10:26], data[26:42]  # PS3.8 Table 9-11
         return data
 
     def _create_guarded_association(self, sock: socket.socket, conn: Connection,
