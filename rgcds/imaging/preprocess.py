@@ -17,6 +17,11 @@ Steps (each timed in :attr:`PreprocessedStudy.timings`):
 6. z-score inside the brain for T1, T1c, T2, FLAIR, SWI and DWI; ADC, PET (SUV) and CT keep
    their quantitative units.
 
+Any of T1, T2 and FLAIR may be missing: every step runs on the series present (brain
+extraction then runs on the reference itself), and the segmentation stands in for the
+missing channels (:func:`rgcds.pipeline.stages.model_channels`,
+``docs/missing-sequences.md``).
+
 A label map in model space goes back onto the reference's native grid with
 :meth:`PreprocessedStudy.labels_to_native` (nearest neighbour, exact when the native
 spacings are multiples of the model spacing).

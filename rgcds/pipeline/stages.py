@@ -224,7 +224,9 @@ def convert(ctx: StudyContext, selection: SequenceSelection) -> Converted:
     """Convert the chosen series to volumes.
 
     T1c is required (the reference frame of the results); a PET or MR series that cannot be
-    converted is left out with a note, except T1c.
+    converted is left out with a note, except T1c. A missing or left-out T1, T2 or FLAIR does
+    not stop the analysis: the segmentation substitutes it (:func:`model_channels`). Of a
+    T2 series with several echoes (dual-echo PD/T2) the longest echo is converted.
 
     Raises
     ------
@@ -245,7 +247,8 @@ def convert(ctx: StudyContext, selection: SequenceSelection) -> Converted:
         if info is None:
             continue
         try:
-            volumes[role] = load_volume(info)
+            # A dual-echo PD/T2 series is one volume per echo: the T2 is the late echo.
+            volumes[role] = load_volume(info, echo="longest" if role is SeriesRole.T2 else "all")
         except DicomInputError as exc:
             if role is SeriesRole.T1C:
                 raise
@@ -346,6 +349,154 @@ def preprocess(ctx: StudyContext, converted: Converted, card: ModelCard) -> tupl
     return pre, extractor.last_transform
 
 
+#: Missing model channel -> the contrasts that stand in for it, closest first: the T1 and the
+#: T1c share their weighting (only the enhancing rim differs), T2 and FLAIR too (FLAIR nulls
+#: CSF). When none is there, an empty channel (zero, the brain mean after z-scoring) is used.
+#: Measured on phantoms against the alternatives: ``docs/missing-sequences.md``.
+CHANNEL_SUBSTITUTES: Mapping[SeriesRole, tuple[SeriesRole, ...]] = {
+    SeriesRole.T1: (SeriesRole.T1C,),
+    SeriesRole.T2: (SeriesRole.FLAIR,),
+    SeriesRole.FLAIR: (SeriesRole.T2,),
+}
+
+#: ``"nearest"`` (the closest contrast of :data:`CHANNEL_SUBSTITUTES`, else zero),
+#: ``"synthetic"`` (the closest contrast made to look like the missing one, see
+#: :func:`model_channels`) or ``"zero"`` (always an empty channel).
+SUBSTITUTION_METHOD = "nearest"
+SUBSTITUTION_METHODS: tuple[str, ...] = ("nearest", "synthetic", "zero")
+
+#: Synthetic T1 from the T1c: intensities above this brain percentile (white matter; the
+#: enhancing tumour, vessels and dura lie above it) are clipped to it.
+SYNTHETIC_T1_CLIP_PERCENTILE = 95.0
+#: Synthetic FLAIR from the T2: fluid (below this T1 percentile and above the next T2
+#: percentile in the brain) is set to the darkest T2 level, as the FLAIR's inversion nulls it.
+SYNTHETIC_FLAIR_T1_FLUID_PERCENTILE = 15.0
+SYNTHETIC_FLAIR_T2_FLUID_PERCENTILE = 80.0
+
+
+def _rezscore(values: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    mean, std = float(values[inside].mean()), float(values[inside].std())
+    out = np.zeros_like(values, dtype=np.float32)
+    out[inside] = (values[inside] - mean) / (std if std > 0 else 1.0)
+    return out
+
+
+def _synthetic(
+    role: SeriesRole, stand_in: SeriesRole, arrays: Mapping[str, np.ndarray], inside: np.ndarray
+) -> np.ndarray:
+    """The stand-in contrast made to resemble ``role`` (z-scored in the brain again)."""
+    source = arrays[stand_in.value.upper()]
+    if role is SeriesRole.T1 and stand_in is SeriesRole.T1C:
+        ceiling = float(np.percentile(source[inside], SYNTHETIC_T1_CLIP_PERCENTILE))
+        return _rezscore(np.minimum(source, ceiling), inside)
+    t1 = arrays.get("T1", arrays.get("T1C"))
+    if role is SeriesRole.FLAIR and stand_in is SeriesRole.T2 and t1 is not None:
+        dark_t1 = t1 <= np.percentile(t1[inside], SYNTHETIC_FLAIR_T1_FLUID_PERCENTILE)
+        bright_t2 = source >= np.percentile(source[inside], SYNTHETIC_FLAIR_T2_FLUID_PERCENTILE)
+        fluid = inside & dark_t1 & bright_t2
+        values = source.copy()
+        values[fluid] = float(np.percentile(source[inside], 1.0))
+        return _rezscore(values, inside)
+    return source
+
+#: Channels that no substitute replaces: the T1c is the reference of the results and the
+#: only contrast that shows enhancing tumour.
+REQUIRED_CHANNELS: frozenset[SeriesRole] = frozenset({SeriesRole.T1C})
+
+
+def _channel_role(name: str) -> SeriesRole | None:
+    return next((role for role in SeriesRole if role.value.upper() == name.upper()), None)
+
+
+def model_channels(
+    images: Mapping[SeriesRole, sitk.Image],
+    channels: tuple[str, ...] | list[str],
+    model_id: str = "the segmentation model",
+    method: str = SUBSTITUTION_METHOD,
+    brain_mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Stack the model's input channels, substituting missing T1, T2 or FLAIR.
+
+    Parameters
+    ----------
+    images
+        Role -> normalised image on the model grid (``PreprocessedStudy.images``).
+    channels
+        The card's channel names, in order.
+    model_id
+        For messages.
+    method
+        ``"nearest"``: the closest available contrast (:data:`CHANNEL_SUBSTITUTES`), else a
+        zero channel; ``"synthetic"``: the same contrast made to resemble the missing one
+        (a T1 from the T1c with intensities above the white matter clipped; a FLAIR from the
+        T2 with fluid, dark on T1 and bright on T2, nulled; a T2 is the FLAIR as is);
+        ``"zero"``: a zero channel (the brain mean after z-scoring).
+    brain_mask
+        The brain on the model grid (``"synthetic"`` needs it; else the non-zero voxels of
+        the first image).
+
+    Returns
+    -------
+    tuple
+        ``(C, Z, Y, X)`` float32 array and one report sentence per substituted channel.
+
+    Raises
+    ------
+    MissingSequenceError
+        If a required channel (T1c), or a channel no rule substitutes, is missing.
+    """
+    if method not in SUBSTITUTION_METHODS:
+        raise ValueError(f"method {method!r} is not one of {', '.join(SUBSTITUTION_METHODS)}")
+    arrays: dict[str, np.ndarray] = {}
+    for present, image in images.items():
+        arrays[present.value.upper()] = sitk.GetArrayFromImage(image).astype(np.float32)
+    shape = next(iter(arrays.values())).shape if arrays else None
+    stacked: list[np.ndarray] = []
+    notes: list[str] = []
+    for name in channels:
+        if name.upper() in arrays:
+            stacked.append(arrays[name.upper()])
+            continue
+        role = _channel_role(name)
+        if role is None or role in REQUIRED_CHANNELS or role not in CHANNEL_SUBSTITUTES:
+            role = None
+        if role is None or shape is None:
+            raise MissingSequenceError(
+                f"The segmentation model {model_id} needs a {name} series, which the study "
+                "lacks or which could not be converted."
+            )
+        stand_in = None
+        if method != "zero":
+            stand_in = next(
+                (s for s in CHANNEL_SUBSTITUTES[role] if s.value.upper() in arrays), None
+            )
+        if stand_in is not None and method == "synthetic":
+            inside = brain_mask if brain_mask is not None else next(iter(arrays.values())) != 0
+            stacked.append(_synthetic(role, stand_in, arrays, inside.astype(bool)))
+            notes.append(
+                f"No {role.value} series: the segmentation used the {stand_in.value}, made to "
+                f"resemble a {role.value}, in its place; volumes may be less accurate."
+            )
+        elif stand_in is not None:
+            stacked.append(arrays[stand_in.value.upper()])
+            notes.append(
+                f"No {role.value} series: the segmentation used the {stand_in.value} in its "
+                "place; volumes may be less accurate."
+            )
+        else:
+            stacked.append(np.zeros(shape, dtype=np.float32))
+            notes.append(
+                f"No {role.value} series: the segmentation used an empty channel in its "
+                "place; volumes may be less accurate."
+            )
+        logger.warning(
+            "segmentation channel substituted",
+            channel=role.value,
+            substitute=stand_in.value if stand_in is not None else "zero",
+        )
+    return np.stack(stacked), tuple(notes)
+
+
 def run_segmentation(
     ctx: StudyContext,
     pre: PreprocessedStudy,
@@ -355,22 +506,21 @@ def run_segmentation(
 ) -> Segmentation:
     """Run the segmentation model and map its labels back to the native reference grid.
 
+    A missing T1, T2 or FLAIR channel is substituted (:func:`model_channels`) and the
+    report notes say so; the T1c is required.
+
     Raises
     ------
     MissingSequenceError
-        If a channel the model needs is missing.
+        If the T1c channel is missing.
     """
-    by_name = {role.value.upper(): role for role in pre.images}
-    channels = []
-    for name in card.inputs.channels:
-        role = by_name.get(name.upper())
-        if role is None:
-            raise MissingSequenceError(
-                f"The segmentation model {card.id} needs a {name} series, which the study "
-                "lacks or which could not be converted."
-            )
-        channels.append(sitk.GetArrayFromImage(pre.images[role]).astype(np.float32))
-    stacked = np.stack(channels)
+    stacked, substituted = model_channels(
+        pre.images,
+        list(card.inputs.channels),
+        card.id,
+        brain_mask=sitk.GetArrayFromImage(pre.brain_mask) > 0,
+    )
+    notes = (*notes, *substituted)
     mask = sitk.GetArrayFromImage(pre.brain_mask).astype(bool)
     inference = ctx.settings.inference
     backend = select_backend(card, inference.backend)
@@ -697,7 +847,11 @@ def write(
 
 __all__ = [
     "ANALYSIS_ROLES",
+    "CHANNEL_SUBSTITUTES",
     "CT_NOT_USED_NOTE",
+    "REQUIRED_CHANNELS",
+    "SUBSTITUTION_METHOD",
+    "SUBSTITUTION_METHODS",
     "Converted",
     "Segmentation",
     "check_pet_only_input",
@@ -709,6 +863,7 @@ __all__ = [
     "is_pet_only",
     "load_segmentation",
     "measure",
+    "model_channels",
     "pet_notes",
     "pet_only_analysis",
     "pet_summary",

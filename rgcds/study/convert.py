@@ -13,6 +13,10 @@ the reason.
 The geometry is checked and each problem raises its own :class:`GeometryError` subclass:
 several orientations, several stacks, a 4D series (repeated positions), gantry tilt,
 missing slices and non-uniform spacing.
+
+A dual-echo series (the PD/T2 spin echo of older 1.5 T protocols: two images per position, one
+per echo) is 4D; ``load_volume(..., echo="longest")`` keeps the images of the longest Echo
+Time, the T2-weighted echo, and converts them as one volume.
 """
 
 from __future__ import annotations
@@ -128,6 +132,7 @@ class _Slice:
     frame_number: int
     thickness: float | None
     acquired: datetime | None
+    echo_time: float | None = None
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -186,6 +191,24 @@ def _rescale(pixels: npt.NDArray[Any], slope: Any, intercept: Any) -> npt.NDArra
     return out
 
 
+def _echo_time(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _keep_longest_echo(slices: list[_Slice]) -> list[_Slice]:
+    """The images of the longest Echo Time, when the series holds several echoes."""
+    echoes = {round(s.echo_time, 3) for s in slices if s.echo_time is not None}
+    if len(echoes) < 2:
+        return slices
+    longest = max(echoes)
+    kept = [s for s in slices if s.echo_time is not None and round(s.echo_time, 3) == longest]
+    logger.info("late echo kept", echoes_ms=sorted(echoes), kept=len(kept), of=len(slices))
+    return kept
+
+
 def _slices_single_frame(ds: Any, uid: str) -> list[_Slice]:
     if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
         raise PixelDataError(
@@ -219,6 +242,7 @@ def _slices_single_frame(ds: Any, uid: str) -> list[_Slice]:
             frame_number=1,
             thickness=float(ds.SliceThickness) if ds.get("SliceThickness") else None,
             acquired=acquired,
+            echo_time=_echo_time(ds.get("EchoTime")),
         )
     ]
 
@@ -263,6 +287,7 @@ def _slices_multi_frame(ds: Any, uid: str) -> list[_Slice]:
             if transform is not None
             else ds.get("RescaleIntercept")
         )
+        echo = _frame_macro(ds, k, "MREchoSequence")
         acquired = None
         if content is not None and content.get("FrameAcquisitionDateTime"):
             acquired = parse_dicom_datetime(str(content.FrameAcquisitionDateTime))
@@ -277,6 +302,7 @@ def _slices_multi_frame(ds: Any, uid: str) -> list[_Slice]:
                 frame_number=k + 1,
                 thickness=thickness,
                 acquired=acquired,
+                echo_time=_echo_time(echo.get("EffectiveEchoTime") if echo is not None else None),
             )
         )
     return out
@@ -444,7 +470,10 @@ def _paths(source: SeriesInfo | Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 
 def load_volume(
-    source: SeriesInfo | Sequence[str | os.PathLike[str]], *, suv: bool = True
+    source: SeriesInfo | Sequence[str | os.PathLike[str]],
+    *,
+    suv: bool = True,
+    echo: str = "all",
 ) -> Volume:
     """Read a series and convert it into a :class:`Volume`.
 
@@ -454,6 +483,9 @@ def load_volume(
         A series from :func:`rgcds.study.index_study`, or the files of one series.
     suv
         Convert PET to SUVbw when the header allows it (otherwise Bq/ml is kept).
+    echo
+        ``"all"``: every image; ``"longest"``: when the series holds several echo times
+        (dual-echo PD/T2), only the images of the longest (the T2-weighted echo).
 
     Returns
     -------
@@ -495,6 +527,10 @@ def load_volume(
             "at a time."
         )
     series_uid = series_uids.pop()
+    if echo == "longest":
+        slices = _keep_longest_echo(slices)
+    elif echo != "all":
+        raise ValueError(f"echo must be 'all' or 'longest', not {echo!r}")
     fallback = None
     if first.get("SpacingBetweenSlices"):
         fallback = float(first.SpacingBetweenSlices)
