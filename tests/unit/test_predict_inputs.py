@@ -21,6 +21,7 @@ import yaml
 
 from rgcds.analysis.cards import (
     ModelInputs,
+    discover_cards,
     inputs_from_features,
     parse_feature_name,
     read_card,
@@ -263,3 +264,47 @@ def test_sequence_option_of_the_training_pipelines() -> None:
     cols = ["TC_PET_firstorder_Mean", "TC_T1_firstorder_Mean", "TC_mask_shape_Volume", "age_years"]
     assert select_sequences(cols, MR) == cols[1:]
     assert select_sequences(cols, None) == cols
+
+
+MODELS = ROOT / "models"
+MARKERS = ("egfr", "idh", "mgmt")
+
+
+@pytest.mark.skipif(
+    not (MODELS / "mgmt-pet-phantom-demo" / "model.yaml").is_file(),
+    reason="PET demo variants not built (pipelines/train_radiogenomics.py)",
+)
+@pytest.mark.parametrize("with_pet", [False, True])
+def test_shipped_demo_models_on_mr_only_and_pet_studies(with_pet: bool) -> None:
+    cards = {c.id: c for c in discover_cards(MODELS)}
+    for marker in MARKERS:
+        mr, pet = cards[f"{marker}-phantom-demo"], cards[f"{marker}-pet-phantom-demo"]
+        assert mr.requires is not None and mr.inputs.sequences == MR
+        assert pet.requires is not None and pet.inputs.sequences == (*MR, "PET")
+        assert mr.version == pet.version == "0.2.0"
+        assert mr.synthetic_training_data and pet.synthetic_training_data
+    features = {
+        f: 0.0
+        for card in cards.values()
+        for f in card.features
+        if f not in ("age_years", "sex_male") and (with_pet or "_PET_" not in f)
+    }
+    ids = sorted(cards)
+    result = predict_all(MODELS, features, ClinicalInputs(58, "M"), model_ids=ids)
+    suffix = "-pet-phantom-demo" if with_pet else "-phantom-demo"
+    assert sorted(m.provenance.model_id for m in result.markers) == [
+        f"{m}{suffix}" for m in MARKERS
+    ]
+    assert [s.provenance.model_id for s in result.survival] == ["survival-phantom-demo"]
+    for marker in MARKERS:
+        label = marker.upper()
+        if with_pet:
+            assert any(
+                n.startswith(f"{label}: reported from the MR + PET model") for n in result.notes
+            )
+        else:
+            assert (
+                f"{label} model {marker}-pet-phantom-demo not applied: it needs a PET series."
+                in result.notes
+            )
+    assert len(result.notes) == 3
