@@ -1,4 +1,4 @@
-"""Prefect without phone-home: nothing leaves the machine unasked.
+"""Prefect (and ONNX Runtime) without phone-home: nothing leaves the machine unasked.
 
 Prefect 3.9 reaches out on its own in these places, each on by default; the variable
 after each turns it off:
@@ -15,6 +15,10 @@ after each turns it off:
   from a Prefect Cloud API URL or ``OTEL_EXPORTER_OTLP_*``:
   ``PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS=false``;
 * and, for any OpenTelemetry SDK in the environment: ``OTEL_SDK_DISABLED=true``.
+
+ONNX Runtime 1.32 (the inference backend) sends its own usage telemetry on Linux too, to
+``mobile.events.data.microsoft.com`` some seconds after a session is created (found by
+``tests/system/test_no_phone_home.py``): ``ORT_DISABLE_TELEMETRY=1`` turns it off.
 
 :func:`keep_prefect_offline` sets them in ``os.environ``, overriding whatever the operator's
 environment says, so that the process and every subprocess it starts (Prefect's ephemeral
@@ -34,21 +38,22 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 
-#: The environment that turns off every outbound default of Prefect 3.9 (see above).
+#: The environment that turns off every outbound default of Prefect 3.9 and ONNX Runtime.
 OFFLINE_ENVIRONMENT: dict[str, str] = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
     "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
     "PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS": "false",
     "OTEL_SDK_DISABLED": "true",
+    "ORT_DISABLE_TELEMETRY": "1",
 }
 
 
 def keep_prefect_offline(environ: MutableMapping[str, str] | None = None) -> None:
     """Set :data:`OFFLINE_ENVIRONMENT` in ``environ`` (``os.environ`` by default).
 
-    Call it before Prefect is imported: Prefect reads its settings when it is imported and
-    sends its first SDK event then. Values already there are overridden.
+    Call it before Prefect or ONNX Runtime is imported: Prefect reads its settings when it
+    is imported and sends its first SDK event then. Values already there are overridden.
     """
     target = os.environ if environ is None else environ
     target.update(OFFLINE_ENVIRONMENT)
