@@ -62,7 +62,15 @@ def validate_uid(value: object, what: str = "UID") -> str:
         has an empty or leading-zero component.
     """
     if not is_valid_uid(value):
-        shown = repr(value)[:80]
+        # Quote the value only when it is made of UID characters: a mangled element may
+        # have swallowed its neighbours' bytes (a patient's name, an ID), never logged.
+        text = str(value) if isinstance(value, str) else ""
+        if text and len(text) <= 80 and all(c in "0123456789./" for c in text):
+            shown = repr(text)
+        elif value is None:
+            shown = "(missing)"
+        else:
+            shown = f"(a {type(value).__name__} value of {len(str(value))} characters)"
         raise InvalidUIDError(
             f"The {what} {shown} is not a valid DICOM UID (digits and dots, at most "
             f"{UID_MAX_LENGTH} characters); the instance cannot be stored."

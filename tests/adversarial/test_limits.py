@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filewriter import write_file_meta_info
 from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import _config
 
