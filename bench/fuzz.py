@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rgcds.logging import configure_logging  # noqa: E402
-from rgcds.service import Daemon  # noqa: E402
-from tests.adversarial.conftest import (  # noqa: E402
+from rgcds.logging import configure_logging
+from rgcds.service import Daemon
+from tests.adversarial.conftest import (
     AET,
     SCANNER,
     associate_rq,
@@ -42,7 +42,7 @@ from tests.adversarial.conftest import (  # noqa: E402
     make_settings,
     rss_bytes,
 )
-from tests.adversarial.fuzzing import PHI_MARKERS, Fuzzer  # noqa: E402
+from tests.adversarial.fuzzing import PHI_MARKERS, Fuzzer
 
 MIB = 1 << 20
 
