@@ -256,8 +256,13 @@ def residual_assessment(residual: ResidualPrediction | None) -> ResidualAssessme
     """The residual-tumour detection as reported."""
     if residual is None:
         return None
+    deciding = {
+        "combined": residual.probability_combined,
+        "pet": residual.probability_pet,
+        "radiomics": residual.probability_radiomics,
+    }.get(residual.decided_by)
     probability = next(
-        p for p in (residual.probability_combined, residual.probability_pet,
+        p for p in (deciding, residual.probability_combined, residual.probability_pet,
                     residual.probability_radiomics, 0.0) if p is not None
     )
     return ResidualAssessment(
@@ -266,6 +271,8 @@ def residual_assessment(residual: ResidualPrediction | None) -> ResidualAssessme
         models=tuple(_provenance(p) for p in residual.provenance),
         probability_pet=residual.probability_pet,
         probability_radiomics=residual.probability_radiomics,
+        threshold=float(residual.threshold) if deciding is not None else None,
+        decided_by=residual.decided_by if deciding is not None else "",
     )
 
 

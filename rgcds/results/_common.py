@@ -12,11 +12,36 @@ from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
 
 from rgcds import __version__
 from rgcds.results import codes
+from rgcds.results.content import PetSegment, Region
 
 MANUFACTURER = "rgcds"
 MODEL_NAME = "rgcds radiogenomics CDS"
 DEVICE_SERIAL = "0"
 RESEARCH_TAG = "(research use only)"
+
+
+CONTENT_CREATOR = "rgcds^automated analysis"
+"""Content Creator's Name (PN) of every result object: no person made it; rgcds did."""
+
+REGION_COLOURS: dict[Region, tuple[int, int, int]] = {
+    Region.NCR: (230, 40, 40),
+    Region.ET: (255, 215, 0),
+    Region.ED: (40, 200, 80),
+}
+"""Display colour (sRGB) of each segment region: red core, yellow enhancing, green oedema.
+The overlays draw in it and the SEG recommends it (Recommended Display CIELab Value)."""
+
+PET_COLOURS: dict[PetSegment, tuple[int, int, int]] = {
+    PetSegment.BTV: (0, 230, 255),
+    PetSegment.RESIDUAL: (230, 0, 230),
+    PetSegment.CTV: (60, 220, 60),
+}
+"""Display colour (sRGB) of each PET segment (cyan BTV, magenta residual, green CTV)."""
+
+
+def display_colour(rgb: tuple[int, int, int]) -> hd.color.CIELabColor:
+    """The Recommended Display CIELab Value of an sRGB colour."""
+    return hd.color.CIELabColor.from_rgb(*rgb)
 
 
 class ObjectKind(StrEnum):

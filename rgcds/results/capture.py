@@ -31,6 +31,8 @@ from rgcds.exceptions import DicomInputError
 from rgcds.results import codes
 from rgcds.results._common import (
     MANUFACTURER,
+    PET_COLOURS,
+    REGION_COLOURS,
     SERIES_DESCRIPTION,
     SERIES_NUMBER,
     ObjectKind,
@@ -42,7 +44,7 @@ from rgcds.results.content import (
     SEGMENT_REGIONS,
     AlgorithmInfo,
     PetReport,
-    Region,
+    PetSegment,
     SegmentationResult,
     SourceSeries,
 )
@@ -50,12 +52,6 @@ from rgcds.results.seg import result_key
 
 logger = structlog.get_logger(__name__)
 
-REGION_COLOURS: dict[Region, tuple[int, int, int]] = {
-    Region.NCR: (230, 40, 40),
-    Region.ET: (255, 215, 0),
-    Region.ED: (40, 200, 80),
-}
-"""Overlay colour of each segment region (red core, yellow enhancing, green oedema)."""
 
 OVERLAY_ALPHA = 0.45
 MIN_OUTPUT_SIZE = 512
@@ -260,8 +256,8 @@ def build_overlays(
 
 PET_COLOURMAP = "inferno"
 """Matplotlib colour map of the TBR."""
-BTV_COLOUR = (0, 230, 255)
-CTV_COLOUR = (60, 220, 60)
+BTV_COLOUR = PET_COLOURS[PetSegment.BTV]
+CTV_COLOUR = PET_COLOURS[PetSegment.CTV]
 THRESHOLD_COLOUR = (255, 255, 255)
 FUSION_MAX_ALPHA = 0.7
 """Opacity of the TBR colour at and above the top of the colour scale (fused images)."""

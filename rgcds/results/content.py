@@ -547,11 +547,29 @@ class ResidualAssessment:
     """The models that contributed (PET model, radiomics model, fusion)."""
     probability_pet: float | None = None
     probability_radiomics: float | None = None
+    threshold: float | None = None
+    """The decision threshold of the deciding model (``probability`` is its probability);
+    ``None`` when unknown (then the call is ``present`` as given)."""
+    decided_by: str = ""
+    """Which probability decided: ``combined``, ``pet`` or ``radiomics`` (empty if unknown)."""
 
     def __post_init__(self) -> None:
-        for value in (self.probability, self.probability_pet, self.probability_radiomics):
+        for value in (
+            self.probability,
+            self.probability_pet,
+            self.probability_radiomics,
+            self.threshold,
+        ):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"A probability must lie in [0, 1]; got {value}.")
+
+    @property
+    def call(self) -> bool:
+        """Whether residual tumour is called present: ``probability >= threshold`` when the
+        threshold is known (so the call always follows from the numbers), else ``present``."""
+        if self.threshold is None:
+            return self.present
+        return self.probability >= self.threshold
 
 
 @dataclass(frozen=True, slots=True)

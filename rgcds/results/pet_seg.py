@@ -26,15 +26,18 @@ from rgcds import __version__
 from rgcds.exceptions import DicomInputError
 from rgcds.results import codes
 from rgcds.results._common import (
+    CONTENT_CREATOR,
     DEVICE_SERIAL,
     MANUFACTURER,
     MODEL_NAME,
+    PET_COLOURS,
     SERIES_DESCRIPTION,
     SERIES_NUMBER,
     ObjectKind,
     ResultKey,
     contributing_equipment,
     declare_private_scheme,
+    display_colour,
     stamp,
 )
 from rgcds.results.content import (
@@ -70,6 +73,7 @@ def _description(
         tracking_uid=key.uid(f"tracking-pet-{ident}"),
         tracking_id=f"{segment.value} ({ident})",
         anatomic_regions=[codes.BRAIN],
+        display_color=display_colour(PET_COLOURS[segment]),
     )
 
 
@@ -149,6 +153,7 @@ def build_pet_segmentation(
         device_serial_number=DEVICE_SERIAL,
         content_description="PET BTV, residual tumour and CTV. Research use only.",
         content_label="PET",
+        content_creator_name=CONTENT_CREATOR,
         series_description=SERIES_DESCRIPTION[ObjectKind.PET_SEG],
         contributing_equipment=contributing_equipment(analysed_at),
         omit_empty_frames=True,

@@ -18,13 +18,16 @@ from rgcds import __version__
 from rgcds.exceptions import DicomInputError
 from rgcds.results import codes
 from rgcds.results._common import (
+    CONTENT_CREATOR,
     DEVICE_SERIAL,
     MANUFACTURER,
     MODEL_NAME,
+    REGION_COLOURS,
     SERIES_NUMBER,
     ObjectKind,
     ResultKey,
     contributing_equipment,
+    display_colour,
     series_description,
     stamp,
 )
@@ -78,6 +81,7 @@ def segment_descriptions(
             tracking_uid=key.uid("tracking", SEGMENT_NUMBER[region]),
             tracking_id=f"{codes.region_label(region, postoperative)} ({region.value})",
             anatomic_regions=[codes.BRAIN],
+            display_color=display_colour(REGION_COLOURS[region]),
         )
         for region in SEGMENT_REGIONS
     ]
@@ -154,6 +158,7 @@ def build_segmentation(
             else "Glioblastoma sub-regions. Research use only."
         ),
         content_label="TUMOUR",
+        content_creator_name=CONTENT_CREATOR,
         series_description=series_description(ObjectKind.SEG, segmentation.postoperative),
         contributing_equipment=contributing_equipment(analysed_at),
         omit_empty_frames=True,

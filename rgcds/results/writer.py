@@ -217,6 +217,7 @@ def write_results(
             pet_seg=pet_seg,
             pet_seg_mr=pet_seg_mr,
             pet_algorithm=pet_algorithm,
+            segmentation=segmentation,
         )
         written.append(_save(sr, "sr", out_dir))
         if overlays:
