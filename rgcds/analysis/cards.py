@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -481,7 +481,11 @@ def write_card(folder: Path, data: Mapping[str, Any]) -> Path:
 
 
 def discover_cards(
-    root: Path, task: str | None = None, family: str | None = DEFAULT_FAMILY
+    root: Path,
+    task: str | None = None,
+    family: str | None = DEFAULT_FAMILY,
+    *,
+    on_error: Callable[[Path, ModelCardError], None] | None = None,
 ) -> list[ModelCard]:
     """Cards of all prediction-model folders under ``root`` (sorted by id).
 
@@ -497,6 +501,14 @@ def discover_cards(
     family
         Keep only this family (default ``radiogenomics``, the models
         :func:`rgcds.analysis.predict.predict_all` runs); ``None``: every family.
+    on_error
+        Called with the folder and the error for a broken prediction card, which is then
+        skipped; ``None``: the error is raised.
+
+    Raises
+    ------
+    ModelCardError
+        If a prediction card is invalid and ``on_error`` is ``None``.
     """
     cards: list[ModelCard] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
@@ -509,7 +521,13 @@ def discover_cards(
             declared = None
         if declared not in TASKS or (task is not None and declared != task):
             continue
-        card = read_card(folder)
+        try:
+            card = read_card(folder)
+        except ModelCardError as exc:
+            if on_error is None:
+                raise
+            on_error(folder, exc)
+            continue
         if family is None or card.family == family:
             cards.append(card)
     return cards

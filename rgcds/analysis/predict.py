@@ -590,8 +590,8 @@ def predict_all(
     specific (most required series; e.g. MR + PET over MR only) is reported, one prediction
     per target, with a note naming it when there was a choice; if it fails to load or run,
     the next one is tried. A model that fails (invalid card, checksum, unvalidated without
-    research mode, an input it cannot do without) is noted and skipped: a model never stops
-    the analysis of a study.
+    research mode, an input it cannot do without) is noted and skipped, and so is a card that
+    fails its schema: a model never stops the analysis of a study.
 
     Parameters
     ----------
@@ -616,8 +616,14 @@ def predict_all(
     """
     study = StudyInputs.from_features(features, clinical, sequences)
     notes: list[str] = []
+
+    def broken(folder: Path, exc: ModelCardError) -> None:
+        if model_ids is None or folder.name in model_ids:
+            notes.append(f"The prediction model in {folder.name} was not applied: {exc}")
+            logger.warning("model_not_applied", folder=folder.name, error=type(exc).__name__)
+
     candidates: dict[tuple[str, str], list[ModelCard]] = {}
-    for card in discover_cards(models_root):
+    for card in discover_cards(models_root, on_error=broken):
         if model_ids is not None and card.id not in model_ids:
             continue
         reason = unmet_inputs(card.inputs, study)

@@ -246,6 +246,22 @@ def test_broken_variant_falls_back_to_the_next(models: Path, tmp_path: Path) -> 
     assert any(n.startswith("MGMT model mgmt-pet-test not applied:") for n in result.notes)
 
 
+def test_broken_card_is_a_note_not_an_error(models: Path, tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    shutil.copytree(models, root)
+    card = yaml.safe_load((root / "mgmt-pet-test" / "model.yaml").read_text())
+    del card["target"]
+    (root / "mgmt-pet-test" / "model.yaml").write_text(yaml.safe_dump(card))
+    result = predict_all(root, _study(with_pet=True), CLINICAL)
+    assert [m.provenance.model_id for m in result.markers] == ["mgmt-test"]
+    assert any(
+        n.startswith("The prediction model in mgmt-pet-test was not applied:") and "target" in n
+        for n in result.notes
+    )
+    with pytest.raises(ModelCardError, match="target"):
+        discover_cards(root)
+
+
 def test_study_inputs_and_unmet_inputs_in_words() -> None:
     study = StudyInputs.from_features(_study(with_pet=False), ClinicalInputs(70, "O"))
     assert study.sequences == frozenset(MR) and study.clinical == frozenset({"age_years"})
