@@ -122,8 +122,9 @@ def residual_rows(pet: PetReport) -> list[list[str]]:
     rows = [
         [
             "Residual tumour",
-            f"{'Present' if residual.present else 'Absent'} "
-            f"(probability {residual.probability:.2f})",
+            f"{'Present' if residual.call else 'Absent'} "
+            f"(probability {residual.probability:.2f}"
+            + (f", threshold {residual.threshold:g})" if residual.threshold is not None else ")"),
         ]
     ]
     if residual.probability_pet is not None:
