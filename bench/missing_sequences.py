@@ -13,8 +13,9 @@ removed, each with every substitution method:
 * ``nearest``: the closest available contrast after z-scoring in the brain (T1c for T1,
   FLAIR for T2, T2 for FLAIR) — what the pipeline does;
 * ``synthetic``: that contrast made to resemble the missing one (T1 = T1c with intensities
-  above the brain's 95th percentile clipped; FLAIR = T2 with fluid, dark on T1 and bright on
-  T2, set dark; T2 = FLAIR as is);
+  above the brain's 95th percentile clipped; FLAIR = T2 times a weight that rises from 0 at
+  the T1's 5th brain percentile (fluid) to 1 at its median, as the inversion nulls long-T1
+  fluid; T2 = FLAIR with that fluid made bright);
 * ``zero``: an empty channel (0, the brain mean after z-scoring).
 
 Without T1 the study is preprocessed again without it (brain extraction then runs on the
@@ -50,7 +51,9 @@ def load() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-def run_seed(seed: int, tmp: Path, methods: tuple[str, ...]) -> list[dict[str, Any]]:
+def run_seed(
+    seed: int, tmp: Path, methods: tuple[str, ...], missing_roles: tuple[str, ...]
+) -> list[dict[str, Any]]:
     import numpy as np
     import SimpleITK as sitk
 
@@ -73,11 +76,13 @@ def run_seed(seed: int, tmp: Path, methods: tuple[str, ...]) -> list[dict[str, A
     card = stages.segmentation_card(ctx)
     t0 = time.perf_counter()
     pre_full, _ = stages.preprocess(ctx, converted, card)
-    without_t1 = replace(
-        converted,
-        volumes={r: v for r, v in converted.volumes.items() if r is not SeriesRole.T1},
-    )
-    pre_no_t1, _ = stages.preprocess(ctx, without_t1, card)
+    pre_no_t1 = None
+    if "T1" in missing_roles:
+        without_t1 = replace(
+            converted,
+            volumes={r: v for r, v in converted.volumes.items() if r is not SeriesRole.T1},
+        )
+        pre_no_t1, _ = stages.preprocess(ctx, without_t1, card)
     preprocess_s = time.perf_counter() - t0
     inference = settings.inference
     backend = select_backend(card, inference.backend)
@@ -96,7 +101,7 @@ def run_seed(seed: int, tmp: Path, methods: tuple[str, ...]) -> list[dict[str, A
 
     rows = [{"seed": seed, "missing": "none", "method": "-",
              **dice_of(pre_full, pre_full.images, "nearest")}]
-    for missing in (SeriesRole.T1, SeriesRole.T2, SeriesRole.FLAIR):
+    for missing in (SeriesRole(m) for m in missing_roles):
         pre = pre_no_t1 if missing is SeriesRole.T1 else pre_full
         images = {r: im for r, im in pre.images.items() if r is not missing}
         for method in methods:
@@ -111,6 +116,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[200001, 200002, 200003])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--missing", nargs="+", default=["T1", "T2", "FLAIR"],
+                        choices=["T1", "T2", "FLAIR"])
     args = parser.parse_args()
     from rgcds.logging import configure_logging
 
@@ -120,7 +127,7 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     try:
         for seed in args.seeds:
-            seed_rows = run_seed(seed, tmp, tuple(args.methods))
+            seed_rows = run_seed(seed, tmp, tuple(args.methods), tuple(args.missing))
             rows += seed_rows
             for r in seed_rows:
                 print(f"seed {seed}  missing {r['missing']:<5} {r['method']:<7} "

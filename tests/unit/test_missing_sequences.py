@@ -40,7 +40,7 @@ def test_all_channels_present_need_no_note() -> None:
 
 def test_missing_t1_uses_the_t1c_and_says_so() -> None:
     images = study_images(np.random.default_rng(1), [R.T1C, R.T2, R.FLAIR])
-    stacked, notes = stages.model_channels(images, CHANNELS)
+    stacked, notes = stages.model_channels(images, CHANNELS, method="nearest")
     np.testing.assert_array_equal(stacked[0], sitk.GetArrayFromImage(images[R.T1C]))
     assert notes == (
         "No T1 series: the segmentation used the T1c in its place; volumes may be less "
@@ -51,13 +51,21 @@ def test_missing_t1_uses_the_t1c_and_says_so() -> None:
 def test_missing_flair_uses_the_t2_and_missing_t2_the_flair() -> None:
     rng = np.random.default_rng(2)
     no_flair = study_images(rng, [R.T1, R.T1C, R.T2])
-    stacked, notes = stages.model_channels(no_flair, CHANNELS)
+    stacked, notes = stages.model_channels(no_flair, CHANNELS, method="nearest")
     np.testing.assert_array_equal(stacked[3], sitk.GetArrayFromImage(no_flair[R.T2]))
     assert notes and notes[0].startswith("No FLAIR series: the segmentation used the T2")
     no_t2 = study_images(rng, [R.T1, R.T1C, R.FLAIR])
-    stacked, notes = stages.model_channels(no_t2, CHANNELS)
+    stacked, notes = stages.model_channels(no_t2, CHANNELS, method="nearest")
     np.testing.assert_array_equal(stacked[2], sitk.GetArrayFromImage(no_t2[R.FLAIR]))
     assert notes[0].startswith("No T2 series: the segmentation used the FLAIR")
+
+
+def test_the_default_is_the_synthetic_substitute() -> None:
+    assert stages.SUBSTITUTION_METHOD == "synthetic"  # the best on phantoms: see the docs
+    images = study_images(np.random.default_rng(10), [R.T1C, R.T2, R.FLAIR])
+    _stacked, notes = stages.model_channels(images, CHANNELS)
+    assert notes[0].startswith("No T1 series: the segmentation used the T1c in its place")
+    assert notes[0].endswith("volumes may be less accurate.")
 
 
 def test_without_t2_and_flair_both_are_empty_channels() -> None:
@@ -88,7 +96,8 @@ def test_synthetic_t1_clips_the_enhancement_of_the_t1c() -> None:
     enhancing = synthetic[4:6, 4:6, 4:6]
     assert enhancing.max() <= synthetic.max() + 1e-6
     assert enhancing.max() < 3.0  # no longer an outlier
-    assert "made to resemble a T1" in notes[0]
+    assert notes[0].startswith("No T1 series: the segmentation used the T1c in its place (")
+    assert "to resemble a T1" in notes[0]
 
 
 def test_synthetic_flair_nulls_fluid() -> None:
@@ -104,6 +113,21 @@ def test_synthetic_flair_nulls_fluid() -> None:
     )
     flair = stacked[3]
     assert flair[:2].mean() < flair[2:5].mean() < flair[5:7, 5:7, 5:7].mean()
+
+
+def test_synthetic_t2_makes_nulled_fluid_bright() -> None:
+    shape = (10, 10, 10)
+    rng = np.random.default_rng(9)
+    t1 = np.full(shape, 1.0)
+    flair = rng.uniform(0.0, 1.0, size=shape)
+    t1[:2], flair[:2] = -2.0, 0.0  # CSF: dark on T1 and on FLAIR
+    images = {R.T1: image(t1), R.T1C: image(t1), R.FLAIR: image(flair)}
+    stacked, notes = stages.model_channels(
+        images, CHANNELS, method="synthetic", brain_mask=np.ones(shape, dtype=bool)
+    )
+    t2 = stacked[2]
+    assert t2[:2].mean() > t2[2:].mean() + 1.0
+    assert "to resemble a T2" in notes[0]
 
 
 def test_t1c_is_still_required() -> None:
