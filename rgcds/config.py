@@ -128,6 +128,10 @@ class StorageSettings(_Section):
     root: Path = Path("/var/lib/rgcds")
     min_free_bytes: int = Field(default=1_073_741_824, ge=0)
     duplicate_policy: Literal["replace", "ignore", "reject"] = "replace"
+    durability: Literal["instance", "association"] = "instance"
+    """When a C-STORE success is sent: ``instance`` once the instance is fsynced (survives a
+    power loss), ``association`` once it reached the kernel (survives a crash of rgcds;
+    everything is fsynced before the A-RELEASE response). See docs/operations.md."""
 
 
 class TriggerSettings(_Section):

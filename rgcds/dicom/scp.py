@@ -2,9 +2,13 @@
 
 The listener decodes only the identifying tags of each instance
 (:func:`rgcds.dicom.parse.read_instance_meta`) and hands the encoded bytes to a *sink*
-(in the daemon, :class:`rgcds.store.Ingestor`), which returns only once the instance is on
-disk, fsynced and recorded. Only then is Success sent. The handler never raises: every
-error becomes a DIMSE failure status (:class:`rgcds.dicom.status.StoreStatus`).
+(in the daemon, :class:`rgcds.store.Ingestor`), which returns once the instance is as
+durable as ``storage.durability`` promises (fsynced, or written to the kernel). Only then
+is Success sent. When the peer asks to release, the *release barrier* (the daemon's
+:meth:`rgcds.store.Ingestor.flush`) runs before the A-RELEASE response: everything the
+association stored is then fsynced and indexed; if it cannot be, the association is aborted
+instead of released. The handler never raises: every error becomes a DIMSE failure status
+(:class:`rgcds.dicom.status.StoreStatus`).
 
 Access control happens when the association is requested: the called AE title must be
 ``listener.ae_title`` and the calling AE title must be in ``listener.allowed_calling_aets``
@@ -36,6 +40,7 @@ import structlog
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.pdu_primitives import A_RELEASE
 
 from rgcds.config import CallingAE, ListenerSettings
 from rgcds.dicom.errors import DatasetMismatchError, DuplicateInstanceError
@@ -61,6 +66,9 @@ logger = structlog.get_logger(__name__)
 
 InstanceSink = Callable[[InstanceMeta, bytes], object]
 """Stores one instance durably; returns when done, raises on failure (see module doc)."""
+
+ReleaseBarrier = Callable[[float], bool]
+"""Makes everything stored so far durable and indexed within the timeout; ``False`` if not."""
 
 REJECT_PERMANENT = 0x01
 REJECT_TRANSIENT = 0x02
@@ -132,13 +140,22 @@ class StorageSCP:
         :class:`InvalidUIDError`; each maps to a failure status.
     port
         Override ``listener.port`` (tests pass a free port).
+    on_release
+        The release barrier (see the module docstring), called with ``dimse_timeout``
+        before the A-RELEASE response of an association that stored instances.
     """
 
     def __init__(
-        self, listener: ListenerSettings, sink: InstanceSink, *, port: int | None = None
+        self,
+        listener: ListenerSettings,
+        sink: InstanceSink,
+        *,
+        port: int | None = None,
+        on_release: ReleaseBarrier | None = None,
     ) -> None:
         self.settings = listener
         self._sink = sink
+        self._on_release = on_release
         self._port = listener.port if port is None else port
         self._server: GuardedAssociationServer | None = None
         self._probe_lock = threading.Lock()
@@ -210,6 +227,7 @@ class StorageSCP:
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_ACSE_RECV, self._on_acse_recv),
             (evt.EVT_RELEASED, self._on_closed),
             (evt.EVT_ABORTED, self._on_closed),
             (evt.EVT_CONN_CLOSE, self._on_closed),
@@ -394,6 +412,27 @@ class StorageSCP:
     def _on_echo(self, event: evt.Event) -> int:
         return int(StoreStatus.SUCCESS)
 
+    def _on_acse_recv(self, event: evt.Event) -> None:
+        # Called in the association's own thread when it takes the A-RELEASE-RQ from the
+        # DUL, before pynetdicom sends the A-RELEASE-RP: the place for the release barrier.
+        primitive = getattr(event, "primitive", None)
+        if not isinstance(primitive, A_RELEASE) or primitive.result is not None:
+            return
+        barrier = self._on_release
+        with self._lock:
+            stored = id(event.assoc) in self._open
+        if barrier is None or not stored:
+            return
+        try:
+            ok = barrier(float(self.settings.dimse_timeout or 30.0))
+        except Exception:
+            logger.exception("release barrier failed")
+            ok = False
+        if not ok:
+            logger.error("association aborted: its instances could not be made durable "
+                         "before the release", peer=event.assoc.requestor.address)
+            event.assoc.acse.send_abort(0x02)
+
     def _on_closed(self, event: evt.Event) -> None:
         with self._lock:
             self._open.pop(id(event.assoc), None)
@@ -450,6 +489,7 @@ __all__ = [
     "REASON_CALLING_AE_NOT_RECOGNISED",
     "REASON_LOCAL_LIMIT_EXCEEDED",
     "InstanceSink",
+    "ReleaseBarrier",
     "StorageSCP",
     "ae_title_value",
     "receive_limits",

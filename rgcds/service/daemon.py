@@ -164,6 +164,7 @@ class Daemon:
         self._last_status = ""
         self._metrics_server: WSGIServer | None = None
         self.spool: Spool | None = None
+        self.ingest: Ingestor | None = None
         self.jobs: JobStore | None = None
         self.scp: StorageSCP | None = None
         self.trigger: StudyTrigger | None = None
@@ -242,9 +243,13 @@ class Daemon:
         self.spool.clean_incoming()
         self.jobs = JobStore(self.db_path)
         self.jobs.recover()
-        ingest = Ingestor(self.spool, self.jobs, storage.duplicate_policy, storage.min_free_bytes)
+        ingest = self.ingest = Ingestor(
+            self.spool, self.jobs, storage.duplicate_policy, storage.min_free_bytes,
+            durability=storage.durability,
+        )  # replays the spool journal a crash left, before the listener starts
         self.scp = StorageSCP(
-            self.settings.listener, _CountingSink(ingest, self.metrics), port=self._port
+            self.settings.listener, _CountingSink(ingest, self.metrics), port=self._port,
+            on_release=ingest.flush,
         )
         self.trigger = StudyTrigger(
             self.jobs, self.settings.trigger,
@@ -253,6 +258,7 @@ class Daemon:
         try:
             self.scp.start()
         except BaseException:
+            ingest.close()
             self.jobs.close()
             raise
         self._start_metrics()
@@ -331,6 +337,9 @@ class Daemon:
             if thread.is_alive() and thread is not threading.current_thread():
                 thread.join(1.0)
         self._threads = []
+        if self.ingest is not None:
+            self.ingest.close(timeout)  # index and checkpoint what the listener stored
+            self.ingest = None
         if self.jobs is not None:
             self.jobs.close()
         if self._metrics_server is not None:

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from rgcds.store.ingest import DuplicatePolicy, Ingestor, IngestOutcome
+from rgcds.store.ingest import (
+    DuplicatePolicy,
+    Durability,
+    Ingestor,
+    IngestOutcome,
+    RecoveryReport,
+    rebuild_index,
+)
 from rgcds.store.jobs import JOB_STORE_NAME, SCHEMA_VERSION, JobStore, job_store_path
+from rgcds.store.journal import Journal
 from rgcds.store.records import (
     TRANSITIONS,
     InstanceRecord,
@@ -22,6 +30,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TRANSITIONS",
     "DuplicatePolicy",
+    "Durability",
     "IngestOutcome",
     "Ingestor",
     "InstanceRecord",
@@ -29,12 +38,15 @@ __all__ = [
     "Job",
     "JobState",
     "JobStore",
+    "Journal",
     "OutboxItem",
     "OutboxState",
+    "RecoveryReport",
     "Spool",
     "StudySummary",
     "UnknownJobError",
     "fsync_dir",
     "job_store_path",
     "make_dirs_durable",
+    "rebuild_index",
 ]

@@ -1,22 +1,68 @@
-"""Store one received instance durably and record it: the listener's storage sink."""
+"""Store received instances durably and index them: the listener's storage sink.
+
+The critical path of a C-STORE is one append to the spool journal
+(:class:`rgcds.store.journal.Journal`) and, in ``instance`` durability, one group-committed
+``fdatasync`` that covers it. Everything else happens in the *indexer* thread, in batches:
+
+1. (``association`` durability) fsync the journal up to the batch, one fsync for the batch;
+2. *materialise* each record as the per-instance file the rest of rgcds reads,
+   ``spool/<Study>/<Series>/<SOPInstance>.dcm`` (an in-kernel copy from the segment,
+   ``copy_file_range``; written to ``incoming/`` and renamed into place; not fsynced);
+3. record the batch in the job store in one transaction.
+
+The journal segment stays the durable record of an instance until a *checkpoint* has made
+the per-instance files durable (one ``syncfs``) after the job store recorded them; only
+then is the segment deleted. So the job store is never the only record of an acknowledged
+instance: at start, :meth:`Ingestor.recover` replays the segments left by a crash
+(re-materialising any file that is missing or differs, re-recording any row that is
+missing) and :func:`rebuild_index` rebuilds a lost job store from the spool files.
+
+Durability (``[storage] durability``):
+
+``instance``
+    Success is sent once the instance's record is fsynced (group commit shares the fsync
+    between concurrent associations). A power loss loses no acknowledged instance.
+``association``
+    Success is sent once the record is written to the kernel (a crash or ``kill -9`` of
+    rgcds loses nothing); the indexer fsyncs in batches and :meth:`Ingestor.flush` fsyncs
+    everything before the A-RELEASE response (and before any storage commitment success).
+    A power loss may lose the instances acknowledged on associations not yet released.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
+import tempfile
 import threading
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
 from rgcds.dicom.errors import DuplicateInstanceError
-from rgcds.dicom.parse import InstanceMeta
+from rgcds.dicom.parse import InstanceMeta, read_instance_meta
+from rgcds.exceptions import DicomInputError, InvalidUIDError, RgcdsError, StorageError
 from rgcds.store.jobs import JobStore
-from rgcds.store.spool import Spool
+from rgcds.store.journal import Journal, Position, scan_segment, sync_filesystem
+from rgcds.store.spool import DIR_MODE, FILE_MODE, Spool
 
 logger = structlog.get_logger(__name__)
 
 DuplicatePolicy = Literal["replace", "ignore", "reject"]
+JOURNAL_DIR = "journal"
+
+
+class Durability(StrEnum):
+    """When a C-STORE success is sent (``[storage] durability``); see the module doc."""
+
+    INSTANCE = "instance"
+    ASSOCIATION = "association"
 
 
 class IngestOutcome(StrEnum):
@@ -27,20 +73,140 @@ class IngestOutcome(StrEnum):
     IGNORED = "ignored"
 
 
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What :meth:`Ingestor.recover` found in the journal left by the previous run."""
+
+    segments: int
+    records: int
+    materialised: int
+    recorded: int
+    torn_bytes: int
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    meta: InstanceMeta
+    dest: Path
+    pos: Position
+    received_at: float
+
+
+def _header(meta: InstanceMeta, received_at: float) -> dict[str, Any]:
+    return {
+        "study": meta.study_uid, "series": meta.series_uid, "sop": meta.sop_instance_uid,
+        "class": meta.sop_class_uid, "ts": meta.transfer_syntax_uid, "modality": meta.modality,
+        "in": meta.instance_number, "iia": meta.images_in_acquisition,
+        "nof": meta.number_of_frames, "t": received_at,
+    }
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _meta(header: dict[str, Any]) -> InstanceMeta:
+    return InstanceMeta(
+        study_uid=str(header["study"]), series_uid=str(header["series"]),
+        sop_instance_uid=str(header["sop"]), sop_class_uid=str(header["class"]),
+        transfer_syntax_uid=str(header.get("ts") or ""),
+        modality=str(header.get("modality") or ""),
+        instance_number=_int(header.get("in")), images_in_acquisition=_int(header.get("iia")),
+        number_of_frames=_int(header.get("nof")),
+    )
+
+
+def _mkdirs(path: Path) -> None:
+    """Create ``path`` and parents, mode 0750 (not fsynced: a checkpoint does that)."""
+    if path.is_dir():
+        return
+    _mkdirs(path.parent)
+    try:
+        path.mkdir(mode=DIR_MODE)
+        os.chmod(path, DIR_MODE)
+    except FileExistsError:
+        pass
+
+
+def _copy_out(src_fd: int, offset: int, length: int, dest: Path, incoming: Path) -> None:
+    """Copy ``length`` bytes at ``offset`` of a segment to ``dest`` (temp file + rename)."""
+    _mkdirs(dest.parent)
+    fd, name = tempfile.mkstemp(dir=incoming, suffix=".part")
+    try:
+        os.fchmod(fd, FILE_MODE)
+        done = 0
+        use_copy = hasattr(os, "copy_file_range")
+        while done < length:
+            n = 0
+            if use_copy:
+                try:
+                    n = os.copy_file_range(src_fd, fd, length - done, offset + done)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL,
+                                         errno.EOPNOTSUPP, errno.EBADF):
+                        raise
+                    use_copy = False
+                    continue
+            else:
+                chunk = os.pread(src_fd, min(length - done, 4 << 20), offset + done)
+                n = os.write(fd, chunk) if chunk else 0
+            if n <= 0:
+                raise OSError(errno.EIO, "the journal segment ended early")
+            done += n
+        os.close(fd)
+        fd = -1
+        os.replace(name, dest)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        Path(name).unlink(missing_ok=True)
+        raise
+
+
+def _file_matches(path: Path, length: int, crc: int) -> bool:
+    try:
+        if path.stat().st_size != length:
+            return False
+        running = 0
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                running = zlib.crc32(chunk, running)
+        return running == crc
+    except OSError:
+        return False
+
+
 class Ingestor:
-    """Write an instance to the spool (temp, fsync, rename, fsync dir), then record it.
+    """The storage sink: journal append (+ group commit), indexing in another thread.
 
     Parameters
     ----------
     spool
-        The spool.
+        The spool (``storage.root``); the journal is ``root/journal``.
     jobs
         The job store.
     duplicate_policy
-        For a SOP Instance UID already recorded: ``replace`` the file and row, ``ignore``
+        For a SOP Instance UID already received: ``replace`` the file and row, ``ignore``
         (keep the first, acknowledge), or ``reject`` (raise :class:`DuplicateInstanceError`).
     min_free_bytes
         Refuse (``OutOfResourcesError``) when the write would leave less free space.
+    durability
+        ``instance`` or ``association`` (see the module docstring).
+    batch_seconds
+        The indexer commits at most once per this interval (unless flushed).
+    checkpoint_seconds
+        How long a journal segment stays open (and so at least on disk) before it is
+        closed and, once indexed, checkpointed and deleted.
+    segment_bytes
+        A journal segment is closed once it holds this many bytes.
+    recover
+        Replay the journal left by a previous run now (the daemon's start); tests may
+        call :meth:`recover` themselves.
+
+    Raises
+    ------
+    StorageError
+        If the journal cannot be opened or recovered.
     """
 
     def __init__(
@@ -49,17 +215,45 @@ class Ingestor:
         jobs: JobStore,
         duplicate_policy: DuplicatePolicy = "replace",
         min_free_bytes: int = 0,
+        *,
+        durability: Durability | str = Durability.INSTANCE,
+        batch_seconds: float = 0.05,
+        checkpoint_seconds: float = 20.0,
+        segment_bytes: int = 256 << 20,
+        recover: bool = True,
     ) -> None:
         self.spool = spool
         self.jobs = jobs
         self.duplicate_policy = duplicate_policy
         self.min_free_bytes = min_free_bytes
-        self._lock = threading.Lock()
+        self.durability = Durability(durability)
+        self.batch_seconds = batch_seconds
+        self.checkpoint_seconds = checkpoint_seconds
+        self.journal = Journal(spool.root / JOURNAL_DIR, segment_bytes=segment_bytes,
+                               segment_seconds=checkpoint_seconds)
+        self._lock = threading.Lock()  # duplicate check + append
+        self._cv = threading.Condition()
+        self._queue: deque[_Pending] = deque()
+        self._pending: dict[str, _Pending] = {}
+        self._indexed_lsn = 0
+        self._flush_wanted = False
+        self._closed = False
+        self._index_error: str | None = None
+        self.last_recovery: RecoveryReport | None = None
+        if recover:
+            self.recover()
+        self._thread = threading.Thread(target=self._index_loop, name="rgcds-indexer",
+                                        daemon=True)
+        self._thread.start()
+
+    # -- the critical path --------------------------------------------------------------
 
     def _duplicate(self, meta: InstanceMeta) -> IngestOutcome | None:
         if self.duplicate_policy == "replace":
             return None
-        if self.jobs.find_instance(meta.sop_instance_uid) is None:
+        if meta.sop_instance_uid not in self._pending and (
+            self.jobs.find_instance(meta.sop_instance_uid) is None
+        ):
             return None
         if self.duplicate_policy == "ignore":
             logger.info("duplicate instance ignored", study_uid=meta.study_uid,
@@ -71,7 +265,7 @@ class Ingestor:
         )
 
     def __call__(self, meta: InstanceMeta, data: bytes) -> IngestOutcome:
-        """Store and record one instance; return only when both are durable.
+        """Store one instance; return once it is as durable as ``durability`` promises.
 
         Parameters
         ----------
@@ -92,39 +286,298 @@ class Ingestor:
         OutOfResourcesError
             If free space is below the watermark or the disk is full.
         StorageError
-            If the file or the job store cannot be written.
+            If the journal cannot be written or fsynced.
         InvalidUIDError
             If a UID is unsafe for a path (normally caught earlier).
         """
+        if self._closed:
+            raise StorageError("The spool is closed; the listener is stopping.")
         dest = self.spool.instance_path(meta)
         dup = self._duplicate(meta)  # fast path: no write for an ignored/rejected duplicate
         if dup is not None:
             return dup
         self.spool.check_space(len(data), self.min_free_bytes)
-        tmp = self.spool.write_temp(data)
-        try:
-            with self._lock:
-                dup = self._duplicate(meta)  # another association may have won the race
-                if dup is not None:
-                    self.spool.discard(tmp)
-                    return dup
-                previous = self.jobs.find_instance(meta.sop_instance_uid)
-                self.spool.commit(tmp, dest)
-                try:
-                    job = self.jobs.record_instance(meta, dest, len(data))
-                except BaseException:
-                    if previous is None:  # not acknowledged and not recorded: no orphan
-                        self.spool.discard(dest)
-                    raise
-        except BaseException:
-            self.spool.discard(tmp)
-            raise
-        if previous is not None and Path(previous.path) != dest:
-            self.spool.discard(Path(previous.path))
-        outcome = IngestOutcome.REPLACED if previous is not None else IngestOutcome.STORED
-        logger.debug("instance stored", study_uid=meta.study_uid, job_id=job.job_id,
+        received_at = time.time()
+        with self._lock:
+            dup = self._duplicate(meta)  # another association may have won the race
+            if dup is not None:
+                return dup
+            replaced = meta.sop_instance_uid in self._pending or (
+                self.duplicate_policy == "replace"
+                and self.jobs.find_instance(meta.sop_instance_uid) is not None
+            )
+            pos = self.journal.append(_header(meta, received_at), data)
+            item = _Pending(meta, dest, pos, received_at)
+            self._pending[meta.sop_instance_uid] = item
+            with self._cv:  # under the append lock: the queue is in LSN order
+                self._queue.append(item)
+                self._cv.notify_all()
+        if self.durability is Durability.INSTANCE:
+            self.journal.sync(pos.lsn)
+        outcome = IngestOutcome.REPLACED if replaced else IngestOutcome.STORED
+        logger.debug("instance stored", study_uid=meta.study_uid, lsn=pos.lsn,
                      sop_instance_uid=meta.sop_instance_uid, outcome=outcome.value)
         return outcome
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Make every instance stored so far durable and indexed; ``True`` when done.
 
-__all__ = ["DuplicatePolicy", "IngestOutcome", "Ingestor"]
+        What the listener calls before the A-RELEASE response (and a storage commitment
+        answer). ``False`` if ``timeout`` passed first or the index could not be written.
+
+        Raises
+        ------
+        StorageError
+            If the journal cannot be fsynced.
+        """
+        target = self.journal.appended_lsn
+        self.journal.sync(target)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            self._flush_wanted = True
+            self._cv.notify_all()
+            while self._indexed_lsn < target:
+                if not self._thread.is_alive():
+                    return False
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cv.wait(0.5 if left is None else min(left, 0.5))
+        return True
+
+    # -- the indexer --------------------------------------------------------------------
+
+    def _index_loop(self) -> None:
+        last_commit = 0.0
+        last_checkpoint = time.monotonic()
+        retry = 0.1
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    if self._cv.wait(1.0) is False:
+                        break  # idle tick: maintenance below
+                if self._queue and not (self._closed or self._flush_wanted):
+                    wait = last_commit + self.batch_seconds - time.monotonic()
+                    if wait > 0:
+                        self._cv.wait(wait)
+                if self._closed and not self._queue:
+                    return
+                batch = list(self._queue)
+                self._flush_wanted = False
+            if batch:
+                try:
+                    self._index(batch)
+                except Exception as exc:  # retried: the journal has it all
+                    self._index_error = str(exc)
+                    logger.error("indexing received instances failed; retrying",
+                                 error=str(exc), instances=len(batch))
+                    if self._closed:
+                        return
+                    time.sleep(retry)
+                    retry = min(5.0, retry * 2)
+                    continue
+                retry = 0.1
+                last_commit = time.monotonic()
+                with self._cv:
+                    for _ in batch:
+                        self._queue.popleft()
+                    for item in batch:
+                        if self._pending.get(item.meta.sop_instance_uid) is item:
+                            del self._pending[item.meta.sop_instance_uid]
+                        item.pos.segment.indexed += 1
+                    self._indexed_lsn = max(self._indexed_lsn, batch[-1].pos.lsn)
+                    self._index_error = None
+                    self._cv.notify_all()
+            if time.monotonic() - last_checkpoint >= min(1.0, self.checkpoint_seconds):
+                last_checkpoint = time.monotonic()
+                try:
+                    self.checkpoint()
+                except (OSError, RgcdsError) as exc:
+                    logger.warning("spool checkpoint failed; segments kept", error=str(exc))
+
+    def _index(self, batch: list[_Pending]) -> None:
+        self.journal.sync(batch[-1].pos.lsn)  # association mode: one fsync for the batch
+        latest: dict[str, _Pending] = {}
+        for item in batch:
+            latest[item.meta.sop_instance_uid] = item
+        previous: list[Path] = []
+        for item in latest.values():
+            _copy_out(item.pos.segment.fd, item.pos.offset, item.pos.length, item.dest,
+                      self.spool.incoming_dir)
+            if self.duplicate_policy == "replace":
+                old = self.jobs.find_instance(item.meta.sop_instance_uid)
+                if old is not None and Path(old.path) != item.dest:
+                    previous.append(Path(old.path))
+        self.jobs.record_instances(
+            [(i.meta, i.dest, i.pos.length, i.received_at) for i in latest.values()]
+        )
+        for p in previous:
+            self.spool.discard(p)
+
+    def checkpoint(self, *, everything: bool = False) -> int:
+        """Delete journal segments whose records are indexed, after a ``syncfs``.
+
+        Parameters
+        ----------
+        everything
+            Close the current segment first (at stop), whatever its age.
+
+        Returns
+        -------
+        int
+            The number of segments deleted.
+        """
+        if everything:
+            self.journal.close_current()
+        else:
+            self.journal.rotate_if_idle(self.checkpoint_seconds)
+        segments = self.journal.retirable()
+        if not segments:
+            return 0
+        sync_filesystem(self.spool.root)  # the materialised files, their directories
+        self.journal.retire(segments)
+        logger.debug("spool checkpoint", segments=len(segments))
+        return len(segments)
+
+    # -- recovery -----------------------------------------------------------------------
+
+    def recover(self) -> RecoveryReport:
+        """Replay the journal segments a crash left: files and job store rows.
+
+        Every valid record is checked against its per-instance file (size and CRC-32) and
+        copied out again if it is missing or differs; every instance the job store lacks
+        (or holds with another size or time) is recorded, in receive order. Then the files
+        are made durable and the segments deleted. A torn record at a segment's end (a
+        write cut by a crash, never acknowledged) is dropped.
+
+        Returns
+        -------
+        RecoveryReport
+            What was found and repaired.
+
+        Raises
+        ------
+        StorageError
+            If the spool or the job store cannot be written.
+        """
+        paths = self.journal.existing()
+        records = materialised = torn = 0
+        latest: dict[str, tuple[InstanceMeta, Path, int, float]] = {}
+        try:
+            for path in paths:
+                scanned, end = scan_segment(path)
+                torn += path.stat().st_size - end
+                with open(path, "rb") as fh:
+                    for rec in scanned:
+                        records += 1
+                        try:
+                            meta = _meta(rec.header)
+                            dest = self.spool.instance_path(meta)
+                        except (KeyError, InvalidUIDError):
+                            logger.warning("journal record with invalid identifiers skipped")
+                            continue
+                        if not _file_matches(dest, rec.length, rec.crc):
+                            _copy_out(fh.fileno(), rec.offset, rec.length, dest,
+                                      self.spool.incoming_dir)
+                            materialised += 1
+                        t = rec.header.get("t")
+                        stamp = float(t) if isinstance(t, int | float) else time.time()
+                        latest[meta.sop_instance_uid] = (meta, dest, rec.length, stamp)
+            rows = []
+            for meta, dest, size, stamp in latest.values():
+                old = self.jobs.find_instance(meta.sop_instance_uid)
+                if (old is None or Path(old.path) != dest or old.size != size
+                        or abs(old.received_at - stamp) > 1e-3):
+                    rows.append((meta, dest, size, stamp))
+            if rows:
+                self.jobs.record_instances(rows)
+            if paths:
+                sync_filesystem(self.spool.root)
+                self.journal.remove_files(paths)
+        except OSError as exc:
+            raise StorageError(f"The spool journal cannot be recovered: {exc}.") from None
+        report = RecoveryReport(len(paths), records, materialised, len(rows), torn)
+        self.last_recovery = report
+        if paths:
+            logger.warning("spool journal recovered after an unclean stop",
+                           segments=report.segments, records=report.records,
+                           materialised=report.materialised, recorded=report.recorded,
+                           torn_bytes=report.torn_bytes)
+        return report
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Instances stored but not yet indexed."""
+        with self._cv:
+            return len(self._queue)
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Index everything, checkpoint, stop the indexer; ``True`` if all was indexed.
+
+        What is not indexed (the job store failed) stays in the journal for the next start.
+        """
+        done = False
+        try:
+            done = self.flush(timeout)
+        except StorageError as exc:
+            logger.error("spool not flushed at stop", error=str(exc))
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        self._thread.join(timeout)
+        if done:
+            try:
+                self.checkpoint(everything=True)
+            except (OSError, RgcdsError) as exc:
+                logger.warning("spool checkpoint at stop failed; segments kept",
+                               error=str(exc))
+        self.journal.close()
+        return done
+
+
+def rebuild_index(spool: Spool, jobs: JobStore, *, max_inflated: int = 2_147_483_648) -> int:
+    """Record every spool file the job store lacks (a lost or damaged job store).
+
+    Replay the journal first (:class:`Ingestor` does at start). Each file's identifiers are
+    read from its header; its receive time is its modification time.
+
+    Returns
+    -------
+    int
+        The number of instances recorded.
+    """
+    known = set()
+    for study_dir in sorted(p for p in spool.spool_dir.iterdir() if p.is_dir()):
+        known |= {r.path for r in jobs.instances(study_dir.name)}
+    rows = []
+    for path in sorted(spool.spool_dir.glob("*/*/*.dcm")):
+        if str(path) in known:
+            continue
+        try:
+            data = path.read_bytes()
+            meta = read_instance_meta(data, max_inflated=max_inflated)
+            if spool.instance_path(meta) != path:
+                logger.warning("spool file not where its UIDs put it; skipped", file=path.name)
+                continue
+        except (OSError, DicomInputError, InvalidUIDError) as exc:
+            logger.warning("spool file unreadable; skipped", file=path.name, error=str(exc))
+            continue
+        rows.append((meta, path, len(data), path.stat().st_mtime))
+    rows.sort(key=lambda r: r[3])
+    if rows:
+        jobs.record_instances(rows)
+    logger.info("job store rebuilt from the spool", recorded=len(rows))
+    return len(rows)
+
+
+__all__ = [
+    "JOURNAL_DIR",
+    "DuplicatePolicy",
+    "Durability",
+    "IngestOutcome",
+    "Ingestor",
+    "RecoveryReport",
+    "rebuild_index",
+]

@@ -295,54 +295,89 @@ class JobStore:
         """
         now = time.time() if now is None else now
         with self._tx() as db:
-            row = db.execute(
-                _SELECT_JOB + " WHERE study_uid=? ORDER BY job_id DESC LIMIT 1",
-                (meta.study_uid,),
-            ).fetchone()
-            job = _job(row) if row else None
-            if job is None or not job.state.accepts_instances:
-                cur = db.execute(
-                    "INSERT INTO jobs (study_uid, state, created_at, updated_at, first_received,"
-                    " last_received, received_count) VALUES (?, ?, ?, ?, ?, ?, 1)",
-                    (meta.study_uid, JobState.RECEIVING.value, now, now, now, now),
-                )
-                job_id = int(cur.lastrowid or 0)
-                if job is not None:
-                    logger.info(
-                        "late instance opens a new job",
-                        study_uid=meta.study_uid,
-                        job_id=job_id,
-                        previous_job_id=job.job_id,
-                        previous_state=job.state.value,
-                    )
-            else:
-                job_id = job.job_id
-                db.execute(
-                    "UPDATE jobs SET state=?, updated_at=?, last_received=?,"
-                    " first_received=COALESCE(first_received, ?),"
-                    " received_count=received_count+1 WHERE job_id=?",
-                    (JobState.RECEIVING.value, now, now, now, job_id),
-                )
-            db.execute(
-                _INSERT_INSTANCE,
-                (
-                    meta.sop_instance_uid,
-                    meta.study_uid,
-                    meta.series_uid,
-                    meta.sop_class_uid,
-                    meta.transfer_syntax_uid,
-                    meta.modality,
-                    meta.instance_number,
-                    meta.images_in_acquisition,
-                    meta.number_of_frames,
-                    str(path),
-                    size,
-                    job_id,
-                    now,
-                ),
-            )
+            job_id = self._record(db, meta, path, size, now)
             out = db.execute(_SELECT_JOB + " WHERE job_id=?", (job_id,)).fetchone()
         return _job(out)
+
+    def record_instances(
+        self, rows: Iterable[tuple[InstanceMeta, Path | str, int, float]]
+    ) -> list[Job]:
+        """Record many stored instances in one transaction (the ingest indexer's batch).
+
+        Each row is ``(meta, path, size, received_at)`` and is recorded as
+        :meth:`record_instance` would, in order (a later row with the same SOP Instance UID
+        replaces an earlier one).
+
+        Returns
+        -------
+        list of Job
+            The job of each row, as it is after the whole batch.
+
+        Raises
+        ------
+        StorageError
+            If the database cannot be written (:class:`OutOfResourcesError` if full).
+        """
+        with self._tx() as db:
+            ids = [self._record(db, meta, path, size, now) for meta, path, size, now in rows]
+            jobs = {
+                i: _job(db.execute(_SELECT_JOB + " WHERE job_id=?", (i,)).fetchone())
+                for i in set(ids)
+            }
+        return [jobs[i] for i in ids]
+
+    @staticmethod
+    def _record(
+        db: sqlite3.Connection, meta: InstanceMeta, path: Path | str, size: int, now: float
+    ) -> int:
+        row = db.execute(
+            _SELECT_JOB + " WHERE study_uid=? ORDER BY job_id DESC LIMIT 1",
+            (meta.study_uid,),
+        ).fetchone()
+        job = _job(row) if row else None
+        if job is None or not job.state.accepts_instances:
+            cur = db.execute(
+                "INSERT INTO jobs (study_uid, state, created_at, updated_at, first_received,"
+                " last_received, received_count) VALUES (?, ?, ?, ?, ?, ?, 1)",
+                (meta.study_uid, JobState.RECEIVING.value, now, now, now, now),
+            )
+            job_id = int(cur.lastrowid or 0)
+            if job is not None:
+                logger.info(
+                    "late instance opens a new job",
+                    study_uid=meta.study_uid,
+                    job_id=job_id,
+                    previous_job_id=job.job_id,
+                    previous_state=job.state.value,
+                )
+        else:
+            job_id = job.job_id
+            db.execute(
+                "UPDATE jobs SET state=?, updated_at=?,"
+                " last_received=MAX(COALESCE(last_received, ?), ?),"
+                " first_received=COALESCE(first_received, ?),"
+                " received_count=received_count+1 WHERE job_id=?",
+                (JobState.RECEIVING.value, now, now, now, now, job_id),
+            )
+        db.execute(
+            _INSERT_INSTANCE,
+            (
+                meta.sop_instance_uid,
+                meta.study_uid,
+                meta.series_uid,
+                meta.sop_class_uid,
+                meta.transfer_syntax_uid,
+                meta.modality,
+                meta.instance_number,
+                meta.images_in_acquisition,
+                meta.number_of_frames,
+                str(path),
+                size,
+                job_id,
+                now,
+            ),
+        )
+        return job_id
 
     def find_instance(self, sop_instance_uid: str) -> InstanceRecord | None:
         """Return the stored instance with this SOP Instance UID, or ``None``."""

@@ -1,16 +1,22 @@
-"""The storage sink: atomic spool writes, duplicate policies, the free-space watermark."""
+"""The storage sink: journal writes, duplicate policies, the free-space watermark.
+
+The index and the per-instance files are written by the indexer thread: a test calls
+``flush()`` (what the listener does before the A-RELEASE response) before it looks.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rgcds.dicom.errors import DuplicateInstanceError
 from rgcds.dicom.parse import InstanceMeta
 from rgcds.exceptions import InvalidUIDError, OutOfResourcesError
-from rgcds.store import Ingestor, IngestOutcome, JobStore, Spool
+from rgcds.store import Ingestor as _Ingestor
+from rgcds.store import IngestOutcome, JobStore, Spool
 
 META = InstanceMeta(
     study_uid="1.2.3",
@@ -20,18 +26,31 @@ META = InstanceMeta(
 )
 
 
+_OPEN: list[Ingestor] = []
+
+
+def Ingestor(*args: Any, **kwargs: Any) -> _Ingestor:  # closed by the fixture
+    ingest = _Ingestor(*args, **kwargs)
+    _OPEN.append(ingest)
+    return ingest
+
+
 @pytest.fixture
 def parts(tmp_path: Path) -> Iterator[tuple[Spool, JobStore]]:
     spool = Spool(tmp_path)
     jobs = JobStore(tmp_path / "jobs.sqlite3")
     yield spool, jobs
+    while _OPEN:
+        _OPEN.pop().close()
     jobs.close()
 
 
 def test_stored_where_expected_and_no_temp_left(parts: tuple[Spool, JobStore]) -> None:
     spool, jobs = parts
-    outcome = Ingestor(spool, jobs)(META, b"first")
+    ingest = Ingestor(spool, jobs)
+    outcome = ingest(META, b"first")
     assert outcome is IngestOutcome.STORED
+    assert ingest.flush(10)
     path = spool.spool_dir / "1.2.3" / "1.2.3.4" / "1.2.3.4.5.dcm"
     assert path.read_bytes() == b"first"
     assert list(spool.incoming_dir.iterdir()) == []
@@ -44,6 +63,7 @@ def test_replace_policy(parts: tuple[Spool, JobStore]) -> None:
     ingest = Ingestor(spool, jobs, "replace")
     ingest(META, b"first")
     assert ingest(META, b"second") is IngestOutcome.REPLACED
+    assert ingest.flush(10)
     assert spool.instance_path(META).read_bytes() == b"second"
     assert len(jobs.instances("1.2.3")) == 1
 
@@ -53,6 +73,7 @@ def test_ignore_policy(parts: tuple[Spool, JobStore]) -> None:
     ingest = Ingestor(spool, jobs, "ignore")
     ingest(META, b"first")
     assert ingest(META, b"second") is IngestOutcome.IGNORED
+    assert ingest.flush(10)
     assert spool.instance_path(META).read_bytes() == b"first"
 
 
@@ -62,6 +83,7 @@ def test_reject_policy(parts: tuple[Spool, JobStore]) -> None:
     ingest(META, b"first")
     with pytest.raises(DuplicateInstanceError, match="reject"):
         ingest(META, b"second")
+    assert ingest.flush(10)
     assert spool.instance_path(META).read_bytes() == b"first"
     assert list(spool.incoming_dir.iterdir()) == []
 
