@@ -14,8 +14,12 @@ from datetime import datetime
 import pydicom
 import structlog
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
+from matplotlib.table import Table
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID, EncapsulatedPDFStorage, ExplicitVRLittleEndian
 
@@ -40,6 +44,8 @@ from rgcds.results.sr import report_key
 logger = structlog.get_logger(__name__)
 
 DOCUMENT_TITLE = "rgcds glioblastoma analysis (research use only)"
+PAGE_WIDTH_IN = 8.27
+"""A4 width (inches) of every page."""
 _RED = "#c00000"
 
 
@@ -55,12 +61,21 @@ def _table(
     if not rows:
         ax.text(0.0, 0.5, "(none)", fontsize=9, transform=ax.transAxes)
         return
+    widths = col_widths or [1.0 / len(header)] * len(header)
+    # Characters of 8 pt text a column holds, less the cell padding.
+    axes_points = ax.get_position().width * PAGE_WIDTH_IN * 72.0
+    chars = [max(8, int(0.85 * w * axes_points / 4.8)) for w in widths]
+    body = [[_fit(cell, chars[i]) for i, cell in enumerate(row)] for row in rows]
     table = ax.table(
-        cellText=rows, colLabels=header, loc="upper left", cellLoc="left", colWidths=col_widths
+        cellText=body, colLabels=header, loc="upper left", cellLoc="left", colWidths=widths
     )
     table.auto_set_font_size(False)
     table.set_fontsize(8)
     table.scale(1.0, 1.25)
+    for (row, _), cell in table.get_celld().items():
+        lines = (body[row - 1][_].count("\n") + 1) if row > 0 else 1
+        if lines > 1:
+            cell.set_height(cell.get_height() * lines)
 
 
 def _banner(fig: Figure, page: int) -> None:
@@ -160,6 +175,50 @@ def _wrap(text: str, width: int = 70) -> str:
     return "\n".join(textwrap.wrap(text, width)) or "-"
 
 
+NOTE_LINES = 6
+"""Lines of notes on the summary page; the SR carries every note in full."""
+
+
+def _notes(notes: tuple[str, ...], width: int = 150) -> str:
+    lines = textwrap.wrap("Notes: " + " | ".join(notes), width)
+    if len(lines) > NOTE_LINES:
+        lines = [*lines[: NOTE_LINES - 1], "... more notes in the SR report."]
+    return "\n".join(lines)
+
+
+def _fit(text: str, width_chars: int) -> str:
+    """A table cell's text wrapped to about ``width_chars`` characters a line."""
+    if len(text) <= width_chars:
+        return text
+    return "\n".join(textwrap.wrap(text, max(width_chars, 8))) or text
+
+
+def _summary_without_curve(content: ReportContent) -> str:
+    """Page 1's prognosis lines when there is no survival curve: the PET/MR prognosis and
+    residual-tumour call when there are any (details on the PET page), else why not."""
+    pet = content.pet
+    lines: list[str] = []
+    if pet is not None and pet.residual is not None:
+        r = pet.residual
+        rule = f", threshold {r.threshold:g}" if r.threshold is not None else ""
+        lines.append(
+            f"Residual tumour: {'present' if r.call else 'absent'} "
+            f"(probability {r.probability:.2f}{rule})."
+        )
+    if pet is not None:
+        for item in pet.prognosis:
+            median = "" if item.median_days is None else f", median {item.median_days:.0f} days"
+            lines.append(
+                f"{item.endpoint[:1].upper() + item.endpoint[1:]}: risk group {item.risk_group}"
+                f"{median} ({item.provenance.model_id} {item.provenance.model_version})."
+            )
+    if pet is not None and (lines or pet.prognosis):
+        lines.append("Details on the PET page.")
+    if not lines:
+        lines.append("No survival prediction was made for this study.")
+    return "\n".join(_wrap(line, 110) for line in lines)
+
+
 def _pet_page(fig: Figure, pet: PetReport) -> None:
     title = "Amino-acid PET" + (" (PET only, no MR)" if pet.pet_only else " (PET/MR)")
     fig.text(0.06, 0.925, title, fontsize=15, fontweight="bold")
@@ -202,10 +261,9 @@ def render_pdf(content: ReportContent, algorithm: AlgorithmInfo | None = None) -
     Returns
     -------
     bytes
-        A PDF of one to three A4 pages (summary, PET when ``content.pet`` is set, features).
+        A PDF of one to three A4 pages (:func:`render_pages`).
     """
     buffer = io.BytesIO()
-    study = content.study
     with PdfPages(
         buffer,
         metadata={
@@ -215,145 +273,223 @@ def render_pdf(content: ReportContent, algorithm: AlgorithmInfo | None = None) -
             "CreationDate": None,
         },
     ) as pdf:
-        fig = Figure(figsize=(8.27, 11.69))
-        _banner(fig, 1)
-        heading = "Glioblastoma radiogenomics summary"
-        if content.postoperative:
-            heading += " (post-operative)"
-        fig.text(0.06, 0.925, heading, fontsize=15, fontweight="bold")
-        fig.text(
-            0.06,
-            0.905,
-            f"Patient ID {study.patient_id or '-'}   Study date {study.study_date or '-'}   "
-            f"Accession {study.accession_number or '-'}",
-            fontsize=9,
-        )
-        status = content.status.value
-        if content.reason:
-            status += f": {content.reason}"
-        fig.text(
-            0.06,
-            0.885,
-            f"Analysis status: {status}",
-            fontsize=9,
-            color="black" if content.status is ReportStatus.COMPLETE else _RED,
-        )
-        series_rows = [[s.role.value, s.series_description or "-"] for s in content.series_used]
-        _table(
-            fig.add_axes((0.06, 0.77, 0.88, 0.09)), "Series used", ["Role", "Series"], series_rows
-        )
-        if content.status is ReportStatus.COMPLETE:
-            seg_name = f"{algorithm.display_name} {algorithm.version}" if algorithm else "-"
-            volume_rows = [
-                [
-                    f"{codes.region_label(m.region, content.postoperative)} ({m.region.value})",
-                    f"{m.volume_ml:.1f}",
-                ]
-                for m in content.regions
-            ]
-            _table(
-                fig.add_axes((0.06, 0.58, 0.4, 0.16)),
-                f"Volumes (model {seg_name})",
-                ["Region", "Volume (ml)"],
-                volume_rows,
-            )
-            rano_rows: list[list[str]] = []
-            if content.rano is not None:
-                rano_rows = [
-                    [
-                        str(le.lesion),
-                        f"{le.longest_diameter_mm:.1f}",
-                        f"{le.perpendicular_diameter_mm:.1f}",
-                        f"{le.product_mm2:.0f}",
-                    ]
-                    for le in content.rano.lesions
-                ]
-                rano_rows.append(["sum", "", "", f"{content.rano.sum_of_products_mm2:.0f}"])
-            _table(
-                fig.add_axes((0.52, 0.58, 0.42, 0.16)),
-                "RANO bidimensional",
-                ["Lesion", "Longest (mm)", "Perp. (mm)", "Product (mm²)"],
-                rano_rows,
-            )
-            loc = content.location
-            loc_text = (
-                "-"
-                if loc is None
-                else (
-                    f"{loc.hemisphere.value}; "
-                    f"{', '.join(lobe.value for lobe in loc.lobes) or 'brain'}; "
-                    f"crosses midline: {'yes' if loc.crosses_midline else 'no'}"
-                )
-            )
-            fig.text(0.06, 0.555, f"Location: {loc_text}", fontsize=9)
-            pred_rows = [
-                [
-                    p.target,
-                    f"{p.predicted_label} (p={p.probability:.2f})",
-                    f"{p.provenance.model_id} {p.provenance.model_version}",
-                    p.provenance.describe_metric(),
-                ]
-                for p in content.predictions
-            ]
-            _table(
-                fig.add_axes((0.06, 0.40, 0.88, 0.13)),
-                "Marker predictions",
-                ["Target", "Prediction", "Model", "Validation"],
-                pred_rows,
-            )
-            ax = fig.add_axes((0.1, 0.11, 0.8, 0.23))
-            surv = content.survival
-            if surv is not None and surv.curve:
-                days = [t for t, _ in surv.curve]
-                probs = [s for _, s in surv.curve]
-                ax.step(days, probs, where="post", color="#1f4e79")
-                if surv.median_os_days is not None:
-                    ax.axvline(surv.median_os_days, color="grey", linestyle="--", linewidth=0.8)
-                ax.set_ylim(0, 1.02)
-                ax.set_xlabel("Days")
-                ax.set_ylabel("Predicted survival probability")
-                median = "-" if surv.median_os_days is None else f"{surv.median_os_days:.0f} days"
-                ax.set_title(
-                    f"Predicted overall survival: risk {surv.risk_group}, relative risk "
-                    f"{surv.relative_risk:.2f}, median {median}\nmodel {surv.provenance.model_id} "
-                    f"{surv.provenance.model_version}, {surv.provenance.describe_metric()}",
-                    fontsize=9,
-                    loc="left",
-                )
-                ax.grid(alpha=0.3)
-            else:
-                ax.axis("off")
-                ax.text(0, 0.5, "No survival prediction.", fontsize=9)
-        pet = content.pet if content.status is ReportStatus.COMPLETE else None
-        if pet is not None:
-            fig.text(0.6, 0.885, f"Amino-acid PET ({pet.tracer}): see page 2.", fontsize=9)
-        if content.notes:
-            notes = _wrap("Notes: " + " | ".join(content.notes), 150)
-            fig.text(0.06, 0.062, notes, fontsize=6.5, va="top")
-        pdf.savefig(fig)
-        page = 1
-        if pet is not None:
-            page += 1
-            fig = Figure(figsize=(8.27, 11.69))
-            _banner(fig, page)
-            _pet_page(fig, pet)
-            pdf.savefig(fig)
-        if content.status is ReportStatus.COMPLETE and content.features:
-            page += 1
-            fig = Figure(figsize=(8.27, 11.69))
-            _banner(fig, page)
-            rows = [
-                [f.region.value, f.sequence.value, f.ibsi_name or f.name, f"{f.value:.4g}"]
-                for f in content.features[:45]
-            ]
-            _table(
-                fig.add_axes((0.06, 0.1, 0.88, 0.8)),
-                "Selected radiomic features",
-                ["Region", "Sequence", "Feature", "Value"],
-                rows,
-            )
+        for fig in render_pages(content, algorithm):
             pdf.savefig(fig)
     return buffer.getvalue()
+
+
+def render_pages(content: ReportContent, algorithm: AlgorithmInfo | None = None) -> list[Figure]:
+    """The PDF's pages as figures: the one-page summary (what was found, how sure, what was
+    not done and why), the PET page when ``content.pet`` is set, the radiomic features."""
+    pages: list[Figure] = []
+    study = content.study
+    fig = Figure(figsize=(8.27, 11.69))
+    _banner(fig, 1)
+    heading = "Glioblastoma radiogenomics summary"
+    if content.postoperative:
+        heading += " (post-operative)"
+    fig.text(0.06, 0.925, heading, fontsize=15, fontweight="bold")
+    fig.text(
+        0.06,
+        0.905,
+        f"Patient ID {study.patient_id or '-'}   Study date {study.study_date or '-'}   "
+        f"Accession {study.accession_number or '-'}",
+        fontsize=9,
+    )
+    status = content.status.value
+    if content.reason:
+        status += f": {content.reason}"
+    fig.text(
+        0.06,
+        0.885,
+        f"Analysis status: {status}",
+        fontsize=9,
+        color="black" if content.status is ReportStatus.COMPLETE else _RED,
+    )
+    series_rows = [[s.role.value, s.series_description or "-"] for s in content.series_used]
+    _table(
+        fig.add_axes((0.06, 0.77, 0.88, 0.09)), "Series used", ["Role", "Series"], series_rows
+    )
+    if content.status is ReportStatus.COMPLETE:
+        seg_name = f"{algorithm.display_name} {algorithm.version}" if algorithm else "-"
+        volume_rows = [
+            [
+                f"{codes.region_label(m.region, content.postoperative)} ({m.region.value})",
+                f"{m.volume_ml:.1f}",
+            ]
+            for m in content.regions
+        ]
+        _table(
+            fig.add_axes((0.06, 0.58, 0.4, 0.16)),
+            f"Volumes (model {seg_name})",
+            ["Region", "Volume (ml)"],
+            volume_rows,
+        )
+        rano_rows: list[list[str]] = []
+        if content.rano is not None:
+            rano_rows = [
+                [
+                    str(le.lesion),
+                    f"{le.longest_diameter_mm:.1f}",
+                    f"{le.perpendicular_diameter_mm:.1f}",
+                    f"{le.product_mm2:.0f}",
+                ]
+                for le in content.rano.lesions
+            ]
+            rano_rows.append(["sum", "", "", f"{content.rano.sum_of_products_mm2:.0f}"])
+        _table(
+            fig.add_axes((0.52, 0.58, 0.42, 0.16)),
+            "RANO bidimensional",
+            ["Lesion", "Longest (mm)", "Perp. (mm)", "Product (mm²)"],
+            rano_rows,
+        )
+        loc = content.location
+        loc_text = (
+            "-"
+            if loc is None
+            else (
+                f"{loc.hemisphere.value}; "
+                f"{', '.join(lobe.value for lobe in loc.lobes) or 'brain'}; "
+                f"crosses midline: {'yes' if loc.crosses_midline else 'no'}"
+            )
+        )
+        fig.text(0.06, 0.555, f"Location: {loc_text}", fontsize=9)
+        pred_rows = [
+            [
+                p.target,
+                f"{p.predicted_label} (p={p.probability:.2f})",
+                f"{p.provenance.model_id} {p.provenance.model_version}",
+                p.provenance.describe_metric(),
+            ]
+            for p in content.predictions
+        ]
+        _table(
+            fig.add_axes((0.06, 0.40, 0.88, 0.13)),
+            "Marker predictions",
+            ["Target", "Prediction", "Model", "Validation"],
+            pred_rows,
+        )
+        ax = fig.add_axes((0.1, 0.15, 0.8, 0.19))
+        surv = content.survival
+        if surv is not None and surv.curve:
+            days = [t for t, _ in surv.curve]
+            probs = [s for _, s in surv.curve]
+            ax.step(days, probs, where="post", color="#1f4e79")
+            if surv.median_os_days is not None:
+                ax.axvline(surv.median_os_days, color="grey", linestyle="--", linewidth=0.8)
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("Days")
+            ax.set_ylabel("Predicted survival probability")
+            median = "-" if surv.median_os_days is None else f"{surv.median_os_days:.0f} days"
+            ax.set_title(
+                f"Predicted overall survival: risk {surv.risk_group}, relative risk "
+                f"{surv.relative_risk:.2f}, median {median}\nmodel {surv.provenance.model_id} "
+                f"{surv.provenance.model_version}, {surv.provenance.describe_metric()}",
+                fontsize=9,
+                loc="left",
+            )
+            ax.grid(alpha=0.3)
+        else:
+            ax.axis("off")
+            ax.text(0, 1.0, _summary_without_curve(content), fontsize=9, va="top")
+    pet = content.pet if content.status is ReportStatus.COMPLETE else None
+    if pet is not None:
+        fig.text(0.6, 0.885, f"Amino-acid PET ({pet.tracer}): see page 2.", fontsize=9)
+    if content.notes:
+        fig.text(0.06, 0.03, _notes(content.notes), fontsize=6.5, va="bottom")
+    pages.append(fig)
+    page = 1
+    if pet is not None:
+        page += 1
+        fig = Figure(figsize=(8.27, 11.69))
+        _banner(fig, page)
+        _pet_page(fig, pet)
+        pages.append(fig)
+    if content.status is ReportStatus.COMPLETE and content.features:
+        page += 1
+        fig = Figure(figsize=(8.27, 11.69))
+        _banner(fig, page)
+        rows = [
+            [f.region.value, f.sequence.value, f.ibsi_name or f.name, f"{f.value:.4g}"]
+            for f in content.features[:45]
+        ]
+        _table(
+            fig.add_axes((0.06, 0.1, 0.88, 0.8)),
+            "Selected radiomic features",
+            ["Region", "Sequence", "Feature", "Value"],
+            rows,
+        )
+        pages.append(fig)
+    return pages
+
+
+def _renderer(fig: Figure) -> RendererAgg:
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    renderer: RendererAgg = canvas.get_renderer()  # type: ignore[no-untyped-call]
+    return renderer
+
+
+def _text_boxes(fig: Figure) -> list[tuple[str, Bbox]]:
+    """Every visible, non-empty text of ``fig`` with its box in display coordinates."""
+    renderer = _renderer(fig)
+    fig.draw(renderer)
+    undrawn: set[int] = set()  # tick labels outside the axis' view interval are not drawn
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not lo <= tick.get_loc() <= hi:
+                    undrawn.update({id(tick.label1), id(tick.label2)})
+    boxes: list[tuple[str, Bbox]] = []
+    for artist in fig.findobj(Text):
+        if (
+            not isinstance(artist, Text)
+            or id(artist) in undrawn
+            or not artist.get_visible()
+            or not artist.get_text().strip()
+        ):
+            continue
+        boxes.append((artist.get_text(), artist.get_window_extent(renderer)))
+    return boxes
+
+
+def layout_problems(fig: Figure, tolerance: float = 0.5) -> list[str]:
+    """Texts of a rendered page that leave the page or overlap another text.
+
+    Each text's box (in display units, ``tolerance`` points of slack) must lie inside the
+    page and must not intersect any other text's box. Table cells are checked by their text,
+    so a value too long for its column overlaps its neighbour and is reported.
+    """
+    page = fig.bbox
+    boxes = _text_boxes(fig)
+    problems = []
+    for text, box in boxes:
+        if (
+            box.x0 < page.x0 - tolerance
+            or box.y0 < page.y0 - tolerance
+            or box.x1 > page.x1 + tolerance
+            or box.y1 > page.y1 + tolerance
+        ):
+            problems.append(f"off the page: {text[:60]!r}")
+    renderer = _renderer(fig)
+    for table in fig.findobj(Table):
+        if not isinstance(table, Table):
+            continue
+        for cell in table.get_celld().values():
+            cell_text = cell.get_text()
+            if not cell_text.get_text().strip():
+                continue
+            inner = cell_text.get_window_extent(renderer)
+            outer = cell.get_window_extent(renderer)
+            if inner.x1 > outer.x1 + tolerance or inner.x0 < outer.x0 - tolerance:
+                problems.append(f"wider than its cell: {cell_text.get_text()[:60]!r}")
+    for i, (text_a, a) in enumerate(boxes):
+        for text_b, b in boxes[i + 1 :]:
+            overlap_x = min(a.x1, b.x1) - max(a.x0, b.x0)
+            overlap_y = min(a.y1, b.y1) - max(a.y0, b.y0)
+            if overlap_x > tolerance and overlap_y > tolerance:
+                problems.append(f"overlap: {text_a[:40]!r} / {text_b[:40]!r}")
+    return problems
 
 
 def build_encapsulated_pdf(
@@ -441,8 +577,10 @@ def build_encapsulated_pdf(
 __all__ = [
     "DOCUMENT_TITLE",
     "build_encapsulated_pdf",
+    "layout_problems",
     "pet_rows",
     "prognosis_rows",
+    "render_pages",
     "render_pdf",
     "residual_rows",
 ]
