@@ -36,7 +36,9 @@ Precedence when the two disagree (each decision's reasons say which rule applied
    (``ClassificationSettings.post_contrast_from_order``), an unmarked T1 acquired after a
    contrast-enhanced series is post-contrast (the agent stays in the tissue), and when the
    study has no T1c at all, the later of two unmarked T1 series of the same protocol (GE
-   "AX T1 FLAIR" before and after contrast) is the T1c; both are reported.
+   "AX T1 FLAIR" before and after contrast, another series in between, as an immediate
+   repeat is a motion repeat) is the T1c; both are reported. A series with a
+   Contrast/Bolus Agent (a DSC perfusion) counts as the injection.
 
 When several series have the same role, :func:`select_sequences` prefers, in this order:
 higher confidence band (>= 0.8 over lower), 3D over 2D acquisition, thinner slices, more
@@ -721,7 +723,13 @@ def _post_contrast_from_order(
         for k, c in enumerate(out)
         if c.role is SeriesRole.T1 and NO_CONTRAST_EVIDENCE in c.reasons
     ]
-    enhanced = [k for k, c in enumerate(out) if c.role is SeriesRole.T1C]
+    # Contrast-enhanced: a T1c, or any MR series given an agent (a DSC perfusion is the
+    # injection itself).
+    enhanced = [
+        k
+        for k, c in enumerate(out)
+        if c.role is SeriesRole.T1C or (series[k].modality == "MR" and _agent(series[k]))
+    ]
 
     def relabel(k: int, why: str, penalty: float) -> None:
         c = out[k]
@@ -746,7 +754,9 @@ def _post_contrast_from_order(
                     f"{_label(series[k])} has no contrast marker but was acquired after the "
                     f"contrast-enhanced {_label(first)}; it was taken as post-contrast (T1c)."
                 )
-        return out, notes
+        if any(o.role is SeriesRole.T1C for o in out):
+            return out, notes
+        unmarked = [k for k in unmarked if out[k].role is SeriesRole.T1]
 
     groups: dict[str, list[int]] = {}
     for k in unmarked:
@@ -757,7 +767,13 @@ def _post_contrast_from_order(
         ordered = sorted(members, key=lambda k: _acquired(series[k]) or (1e9, 1e9))
         first_series = series[ordered[0]]
         for k in ordered[1:]:
-            if not _before(first_series, series[k]):
+            between = any(
+                _before(first_series, other) and _before(other, series[k])
+                for other in series
+                if other is not first_series and other is not series[k]
+            )
+            # An immediate repeat is a motion repeat; the contrast goes in between series.
+            if not _before(first_series, series[k]) or not between:
                 continue
             why = (
                 f"a later repeat of {_label(first_series)} with no contrast marker in a "

@@ -363,3 +363,37 @@ def test_unmarked_t1_after_a_contrast_series_is_post_contrast() -> None:
     assert selection.chosen[R.T1].series_instance_uid == "9.2"  # not the later repeat
     assert selection.chosen[R.T1C].series_instance_uid == "9.5"  # 3D over 2D
     assert selection.classification_of("9.7").role is R.T1C
+
+
+def test_an_immediate_repeat_is_a_motion_repeat_not_a_post_contrast() -> None:
+    mprage = row("siemens", "t1_mprage_sag_p2_iso", "t1_mprage_sag_p2_iso", "GR\\IR",
+                 "SK\\SP\\MP", 2300, 2.32, 900, "", "3D", 0.9, R.T1)  # fmt: skip
+    t2 = row("siemens", "t2_tse_tra", "t2_tse_tra", "SE", "SK\\SP\\OSP", 5000, 98, None, "",
+             "2D", 5, R.T2)  # fmt: skip
+    index = StudyIndex(
+        series=(
+            make_series(mprage, uid="8.1", series_number=2, series_time="090500"),
+            make_series(mprage, uid="8.2", series_number=3, series_time="091100"),
+            make_series(t2, uid="8.3", series_number=4, series_time="091700"),
+        )
+    )
+    selection = select_sequences(index)
+    assert R.T1C not in selection.chosen
+    assert selection.chosen[R.T1].series_instance_uid == "8.2"  # the later, by preference
+
+
+def test_a_perfusion_with_an_agent_marks_the_injection() -> None:
+    perf = row("siemens", "ep2d_perf", "ep2d_perf", "EP", "SK", 1500, 30, None, "Gadovist",
+               "2D", 5, R.IGNORED)  # fmt: skip
+    t1 = row("siemens", "t1_se_tra", "t1_se_tra", "SE", "SP", 550, 15, None, "", "2D", 5, R.T1)
+    index = StudyIndex(
+        series=(
+            make_series(t1, uid="7.1", series_number=2, series_time="090500"),
+            make_series(perf, uid="7.2", series_number=5, series_time="091500"),
+            make_series(t1, uid="7.3", series_number=6, series_time="091800"),
+        )
+    )
+    selection = select_sequences(index)
+    assert selection.chosen[R.T1].series_instance_uid == "7.1"
+    assert selection.chosen[R.T1C].series_instance_uid == "7.3"
+    assert any("ep2d_perf" in a for a in selection.ambiguities)
