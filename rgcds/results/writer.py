@@ -11,7 +11,7 @@ to the PACS files it in the right study):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +94,7 @@ def write_results(
     overlays: bool = True,
     pdf: bool = True,
     pet_images: PetImages | None = None,
+    predecessors: Sequence[pydicom.Dataset] = (),
 ) -> WrittenResults:
     """Build and write the SEG, SR, SC overlays and PDF of one analysis (and its PET objects).
 
@@ -119,6 +120,11 @@ def write_results(
         on the PET grid (PET study), the MR-grid SEG (MR study, when ``masks_mr`` is
         given) and the fused overlays (when ``tbr`` is given). Ignored without
         ``content.pet``.
+    predecessors
+        Earlier SR documents of the same study that this analysis supersedes (for example
+        the "not analysed" or provisional report written while a partner study was
+        awaited); the new SR lists them in its Predecessor Documents Sequence. The result
+        series keep their series numbers, so the PACS shows the new report in their place.
 
     Returns
     -------
@@ -161,6 +167,7 @@ def write_results(
             algorithm=pet_algorithm,
             pet_seg=pet_seg,
             pet_algorithm=pet_algorithm,
+            predecessors=predecessors,
         )
         written.append(_save(sr, "sr", out_dir))
         if overlays and images is not None and images.tbr is not None:
@@ -218,6 +225,7 @@ def write_results(
             pet_seg_mr=pet_seg_mr,
             pet_algorithm=pet_algorithm,
             segmentation=segmentation,
+            predecessors=predecessors,
         )
         written.append(_save(sr, "sr", out_dir))
         if overlays:
@@ -238,7 +246,9 @@ def write_results(
                 ):
                     written.append(_save(image, "pet-sc", out_dir))
     else:
-        sr = build_report(content, source=source, algorithm=algorithm)
+        sr = build_report(
+            content, source=source, algorithm=algorithm, predecessors=predecessors
+        )
         written.append(_save(sr, "sr", out_dir))
     if pdf:
         document = build_encapsulated_pdf(content, source=source, algorithm=algorithm)

@@ -396,3 +396,37 @@ def test_dcmtk_reads_every_sr_without_warnings(
         assert srs, name
         for obj in srs:
             _dcmtk_clean(obj.path)
+
+
+def test_write_results_supersedes_the_earlier_report(
+    tmp_path: Path,
+    content: ReportContent,
+    source: SourceSeries,
+    segmentation: SegmentationResult,
+) -> None:
+    study = StudyIdentity.from_dataset(source.datasets[0])
+    first = write_results(tmp_path / "first", make_not_analysed_content(study), pdf=False)
+    earlier = pydicom.dcmread(first.of_kind("sr")[0].path)
+    later = write_results(
+        tmp_path / "later",
+        content,
+        source=source,
+        segmentation=segmentation,
+        overlays=False,
+        pdf=False,
+        predecessors=[earlier],
+    )
+    sr = pydicom.dcmread(later.of_kind("sr")[0].path)
+    ref = sr.PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+    assert ref.ReferencedSOPInstanceUID == earlier.SOPInstanceUID
+    assert sr.SeriesNumber == earlier.SeriesNumber
+    if shutil.which("dciodvfy"):
+        run = subprocess.run(
+            ["dciodvfy", "-new", str(later.of_kind("sr")[0].path)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        errors = [line for line in run.stderr.splitlines() if line.startswith("Error")]
+        assert not errors, errors
