@@ -15,7 +15,10 @@ returned or stored.
 from __future__ import annotations
 
 import re
+import threading
+import time
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
@@ -169,12 +172,66 @@ def _remember_raw_phi(ds: Dataset) -> None:
     remember_phi_values(values)
 
 
+_PHI_SEEN: OrderedDict[tuple[bytes | None, ...], float] = OrderedDict()
+_PHI_SEEN_LOCK = threading.Lock()
+_PHI_SEEN_CAPACITY = 256
+_PHI_SEEN_SECONDS = 300.0
+"""Register a patient's PHI again after this long (the scrubber's own set is bounded)."""
+
+
+def _phi_key(ds: Dataset) -> tuple[bytes | None, ...] | None:
+    """The raw bytes of every PHI element (``None`` if one is already decoded)."""
+    key: list[bytes | None] = []
+    for keyword in PHI_KEYWORDS:
+        try:
+            elem = ds.get_item(keyword)
+        except Exception:
+            return None
+        if elem is None:
+            key.append(None)
+            continue
+        raw = getattr(elem, "value", None)
+        if raw is None:
+            key.append(b"")
+        elif isinstance(raw, bytes | bytearray):
+            key.append(bytes(raw))
+        else:
+            return None
+    return tuple(key)
+
+
+def _remember_once(ds: Dataset) -> None:
+    """Register the PHI of ``ds`` with the log scrubber unless these exact bytes were.
+
+    The instances of a study carry the same PHI; registering it costs more than parsing
+    the header, so the raw values of the last few hundred patients are kept for
+    :data:`_PHI_SEEN_SECONDS` (far fewer than the scrubber's own bounded set holds, so a
+    value skipped here is still registered there).
+    """
+    key = _phi_key(ds)
+    now = time.monotonic()
+    if key is not None:
+        with _PHI_SEEN_LOCK:
+            seen = _PHI_SEEN.get(key)
+            if seen is not None and now - seen < _PHI_SEEN_SECONDS:
+                return
+    _remember_raw_phi(ds)  # before any value conversion can log a PHI value
+    remember_phi(ds)
+    if key is not None:
+        with _PHI_SEEN_LOCK:
+            _PHI_SEEN[key] = now
+            _PHI_SEEN.move_to_end(key)
+            if len(_PHI_SEEN) > _PHI_SEEN_CAPACITY:
+                _PHI_SEEN.popitem(last=False)
+
+
 def read_instance_meta(
     encoded: bytes,
     expected_sop_class_uid: str | None = None,
     expected_sop_instance_uid: str | None = None,
     *,
     max_inflated: int = 2_147_483_648,
+    transfer_syntax: str | None = None,
 ) -> InstanceMeta:
     """Parse the identifying tags from an encoded DICOM file (preamble and meta included).
 
@@ -187,6 +244,9 @@ def read_instance_meta(
         dataset's own values must equal them.
     max_inflated
         The most bytes a deflated data set may inflate to (``listener.max_instance_size``).
+    transfer_syntax
+        The presentation context's transfer syntax, when known: a data set that is not
+        deflated then skips the deflate check's extra file meta parse.
 
     Returns
     -------
@@ -204,17 +264,18 @@ def read_instance_meta(
         If a UID contradicts the command.
     """
     try:
-        ds = _read_deflated(encoded, max_inflated)
+        ds = None
+        if transfer_syntax is None or transfer_syntax == DeflatedExplicitVRLittleEndian:
+            ds = _read_deflated(encoded, max_inflated)
         if ds is None:
             ds = dcmread(BytesIO(encoded), stop_before_pixels=True, specific_tags=_TAGS)
-        _remember_raw_phi(ds)  # before any value conversion can log a PHI value
+        _remember_once(ds)  # raw bytes first: before any value conversion can log them
         values = {k: ds.get(k) for k in _TAGS[:9]}
         transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     except DicomInputError:
         raise
     except Exception as exc:
         raise DicomInputError(f"The dataset cannot be decoded: {type(exc).__name__}.") from None
-    remember_phi(ds)
     # An invalid or missing UID is "cannot understand" (0xC000, docs/conformance.md).
     study = validate_uid(values["StudyInstanceUID"], "StudyInstanceUID")
     series = validate_uid(values["SeriesInstanceUID"], "SeriesInstanceUID")

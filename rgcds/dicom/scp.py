@@ -448,6 +448,7 @@ class StorageSCP:
                 str(req.AffectedSOPClassUID or ""),
                 str(req.AffectedSOPInstanceUID or ""),
                 max_inflated=self.settings.max_instance_size,
+                transfer_syntax=str(event.context.transfer_syntax),
             )
             with self._lock:
                 self._open.setdefault(id(event.assoc), set()).add(meta.study_uid)
