@@ -12,11 +12,13 @@ from tests.conftest import OrthancServer, require_tool
 pytestmark = [pytest.mark.orthanc, pytest.mark.dcmtk]
 
 
-def test_storescu_sends_phantom_study_to_orthanc(orthanc: OrthancServer, phantom_study: Any) -> None:
+def test_storescu_sends_phantom_study_to_orthanc(
+    orthanc: OrthancServer, phantom_study: Any
+) -> None:
     storescu = require_tool("storescu", "dcmtk")
     orthanc.clear()
     dicom_root = phantom_study.series[0].directory.parent
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [storescu, "-aet", "SCANNER1", "-aec", orthanc.aet, "+sd", "+r",
          "127.0.0.1", str(orthanc.dicom_port), str(dicom_root)],
         capture_output=True, text=True, timeout=300, check=False,
@@ -38,11 +40,13 @@ def test_storescu_sends_phantom_study_to_orthanc(orthanc: OrthancServer, phantom
     assert modalities == ["MR", "MR", "MR", "MR", "PT"]
 
 
-def test_orthanc_rest_reads_back_patient_of_phantom(orthanc: OrthancServer, phantom_study: Any) -> None:
+def test_orthanc_rest_reads_back_patient_of_phantom(
+    orthanc: OrthancServer, phantom_study: Any
+) -> None:
     storescu = require_tool("storescu", "dcmtk")
     orthanc.clear()
     first_series = phantom_study.series[0].directory
-    subprocess.run(  # noqa: S603
+    subprocess.run(
         [storescu, "-aet", "SCANNER1", "-aec", orthanc.aet, "+sd",
          "127.0.0.1", str(orthanc.dicom_port), str(first_series)],
         capture_output=True, timeout=300, check=True,

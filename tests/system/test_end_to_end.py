@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,8 @@ from rgcds.config import DestinationSettings, Settings, load_settings
 from rgcds.logging import configure_logging
 from rgcds.pipeline import StudyContext, run_study
 from rgcds.store import JobState
-from tests.conftest import OrthancServer, free_port, require_tool
+from tests.conftest import OrthancServer, free_port
+from tests.system.daemon_harness import push_study, wait_for_last_job
 
 pytestmark = [pytest.mark.slow]
 
@@ -60,7 +59,7 @@ def offline_run(phantom_study: Any, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_offline_run_writes_every_object(offline_run: Any, phantom_study: Any) -> None:
-    ctx, outcome = offline_run
+    _ctx, outcome = offline_run
     assert outcome.status == "complete", outcome.reason
     kinds = [pydicom.dcmread(p, stop_before_pixels=True).Modality for _u, p in outcome.written]
     assert kinds[0] == "SEG"
@@ -135,7 +134,6 @@ def test_daemon_receives_processes_and_delivers_to_orthanc(
 ) -> None:
     from rgcds.commands.serve import build_daemon
 
-    storescu = require_tool("storescu", "dcmtk")
     orthanc.clear()
     logs = io.StringIO()
     configure_logging("INFO", "json", logs)
@@ -150,22 +148,9 @@ def test_daemon_receives_processes_and_delivers_to_orthanc(
     daemon = build_daemon(settings, None, port=port)
     daemon.start()
     try:
-        sent = subprocess.run(  # noqa: S603
-            [storescu, "-aet", "SCANNER1", "-aec", settings.listener.ae_title, "+sd", "+r",
-             "127.0.0.1", str(port), str(phantom_study.series[0].directory.parent)],
-            capture_output=True, text=True, timeout=300, check=False,
-        )
-        assert sent.returncode == 0, sent.stderr
-        deadline = time.monotonic() + 900
-        state = None
-        while time.monotonic() < deadline:
-            assert daemon.jobs is not None
-            jobs = daemon.jobs.jobs()
-            state = jobs[-1].state if jobs else None
-            if state in (JobState.DONE, JobState.FAILED):
-                break
-            time.sleep(2)
-        assert state is JobState.DONE, [j.reason for j in jobs]
+        push_study(port, phantom_study.series[0].directory.parent, settings.listener.ae_title)
+        job = wait_for_last_job(daemon)
+        assert job is not None and job.state is JobState.DONE, job
     finally:
         daemon.stop(timeout=60)
 

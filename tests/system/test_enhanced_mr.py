@@ -8,8 +8,6 @@ Orthanc, in the original study, the SEG derived from the one multi-frame T1c.
 
 from __future__ import annotations
 
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,8 @@ import pytest
 from rgcds.config import DestinationSettings
 from rgcds.results.testing import write_enhanced_series
 from rgcds.store import JobState
-from tests.conftest import OrthancServer, free_port, require_tool
+from tests.conftest import OrthancServer, free_port
+from tests.system.daemon_harness import push_study, wait_for_last_job
 from tests.system.test_end_to_end import settings_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.orthanc, pytest.mark.dcmtk]
@@ -41,7 +40,6 @@ def test_enhanced_mr_study_gets_seg_sr_sc_and_pdf_in_orthanc(
     from rgcds.commands.serve import build_daemon
 
     study, t1c = enhanced_study
-    storescu = require_tool("storescu", "dcmtk")
     orthanc.clear()
     settings = settings_for(
         tmp_path,
@@ -53,25 +51,11 @@ def test_enhanced_mr_study_gets_seg_sr_sc_and_pdf_in_orthanc(
     port = free_port()
     daemon = build_daemon(settings, None, port=port)
     daemon.start()
-    jobs: list[Any] = []
     try:
         # -R: propose the files' own SOP classes (Legacy Converted Enhanced MR included).
-        sent = subprocess.run(
-            [storescu, "-aet", "SCANNER1", "-aec", settings.listener.ae_title, "-R", "+sd",
-             "+r", "127.0.0.1", str(port), str(study.series[0].directory.parent)],
-            capture_output=True, text=True, timeout=300, check=False,
-        )
-        assert sent.returncode == 0, sent.stderr
-        deadline = time.monotonic() + 900
-        state = None
-        while time.monotonic() < deadline:
-            assert daemon.jobs is not None
-            jobs = daemon.jobs.jobs()
-            state = jobs[-1].state if jobs else None
-            if state in (JobState.DONE, JobState.FAILED):
-                break
-            time.sleep(2)
-        assert state is JobState.DONE, [j.reason for j in jobs]
+        push_study(port, study.series[0].directory.parent, settings.listener.ae_title, "-R")
+        job = wait_for_last_job(daemon)
+        assert job is not None and job.state is JobState.DONE, job
     finally:
         daemon.stop(timeout=60)
 

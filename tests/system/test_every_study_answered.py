@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +20,13 @@ from rgcds.config import DestinationSettings
 from rgcds.logging import configure_logging
 from rgcds.pipeline import StudyContext, run_study
 from rgcds.store import JobState
-from tests.conftest import OrthancServer, free_port, require_tool
+from tests.conftest import OrthancServer, free_port
+from tests.system.daemon_harness import push_study, sr_texts, wait_for_last_job
 from tests.system.test_end_to_end import settings_for
 
 pytestmark = [pytest.mark.slow]
 
 MARKERS = ("MGMT", "IDH", "EGFR")
-
-
-def _texts(ds: pydicom.Dataset) -> list[str]:
-    out = []
-    for item in ds.get("ContentSequence", []):
-        if "TextValue" in item:
-            out.append(str(item.TextValue))
-        out += _texts(item)
-    return out
 
 
 def _study_without(phantom_study: Any, roles: set[str], into: Path) -> Path:
@@ -68,7 +58,7 @@ def test_study_is_complete_with_notes_for_what_was_missing(
     outcome = run_study(ctx)
     assert outcome.status == "complete", outcome.reason
     assert set(outcome.summary["volumes_cm3"]) >= {"WT", "TC", "ET"}  # type: ignore[arg-type]
-    text = " ".join(_texts(_sr(outcome)))
+    text = " ".join(sr_texts(_sr(outcome)))
     predictions = outcome.summary["predictions"]
     assert isinstance(predictions, dict)
     missing_mr = removed - {"PET"}
@@ -90,7 +80,6 @@ def test_mr_only_study_through_the_daemon_into_orthanc(
 ) -> None:
     from rgcds.commands.serve import build_daemon
 
-    storescu = require_tool("storescu", "dcmtk")
     study = _study_without(phantom_study, {"PET"}, tmp_path / "mr-only")
     orthanc.clear()
     logs = io.StringIO()
@@ -104,21 +93,8 @@ def test_mr_only_study_through_the_daemon_into_orthanc(
     daemon = build_daemon(settings, None, port=port)
     daemon.start()
     try:
-        sent = subprocess.run(
-            [storescu, "-aet", "SCANNER1", "-aec", settings.listener.ae_title, "+sd", "+r",
-             "127.0.0.1", str(port), str(study)],
-            capture_output=True, text=True, timeout=300, check=False,
-        )
-        assert sent.returncode == 0, sent.stderr
-        deadline = time.monotonic() + 900
-        job = None
-        while time.monotonic() < deadline:
-            assert daemon.jobs is not None
-            jobs = daemon.jobs.jobs()
-            job = jobs[-1] if jobs else None
-            if job is not None and job.state in (JobState.DONE, JobState.FAILED):
-                break
-            time.sleep(2)
+        push_study(port, study, settings.listener.ae_title)
+        job = wait_for_last_job(daemon)
         assert job is not None and job.state is JobState.DONE, job
         assert job.reason is None, job.reason  # complete: nothing recorded as not analysed
     finally:
@@ -129,7 +105,7 @@ def test_mr_only_study_through_the_daemon_into_orthanc(
     sr_id = next(i for i, t in zip(orthanc.instances(), tags, strict=True)
                  if t["Modality"] == "SR")
     sr = pydicom.dcmread(io.BytesIO(orthanc.request_raw(f"/instances/{sr_id}/file")))
-    text = " ".join(_texts(sr))
+    text = " ".join(sr_texts(sr))
     assert "not analysed" not in text.lower()
     assert "PET" in text and "not applied" in text  # the PET variants were skipped, said so
     log = logs.getvalue()

@@ -16,8 +16,6 @@ from __future__ import annotations
 import functools
 import io
 import shutil
-import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,8 @@ from rgcds.logging import configure_logging
 from rgcds.pipeline import StudyContext, run_study
 from rgcds.results.fallback import BASIC_TEXT_SR
 from rgcds.store import JobState
-from tests.conftest import OrthancServer, free_port, require_tool
+from tests.conftest import OrthancServer, free_port
+from tests.system.daemon_harness import push_study, sr_texts, wait_for_last_job
 from tests.system.test_end_to_end import settings_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.orthanc, pytest.mark.dcmtk]
@@ -77,15 +76,6 @@ def cached_work(phantom_study: Any, tmp_path_factory: pytest.TempPathFactory) ->
     return ctx.work_dir
 
 
-def _texts(ds: pydicom.Dataset) -> list[str]:
-    out = []
-    for item in ds.get("ContentSequence", []):
-        if "TextValue" in item:
-            out.append(str(item.TextValue))
-        out += _texts(item)
-    return out
-
-
 @pytest.mark.parametrize("step", list(STEPS))
 def test_failure_in_each_step_ends_in_a_delivered_report(
     step: str,
@@ -99,7 +89,6 @@ def test_failure_in_each_step_ends_in_a_delivered_report(
 
     from rgcds.commands.serve import build_daemon
 
-    storescu = require_tool("storescu", "dcmtk")
     module_name, attribute, cold = STEPS[step]
     module = importlib.import_module(module_name)
     monkeypatch.setattr(module, attribute, _failing(getattr(module, attribute)))
@@ -125,21 +114,8 @@ def test_failure_in_each_step_ends_in_a_delivered_report(
     daemon = build_daemon(settings, None, port=port)
     daemon.start()
     try:
-        sent = subprocess.run(
-            [storescu, "-aet", "SCANNER1", "-aec", settings.listener.ae_title, "+sd", "+r",
-             "127.0.0.1", str(port), str(phantom_study.series[0].directory.parent)],
-            capture_output=True, text=True, timeout=300, check=False,
-        )
-        assert sent.returncode == 0, sent.stderr
-        deadline = time.monotonic() + 600
-        job = None
-        while time.monotonic() < deadline:
-            assert daemon.jobs is not None
-            jobs = daemon.jobs.jobs()
-            job = jobs[-1] if jobs else None
-            if job is not None and job.state in (JobState.DONE, JobState.FAILED):
-                break
-            time.sleep(1)
+        push_study(port, phantom_study.series[0].directory.parent, settings.listener.ae_title)
+        job = wait_for_last_job(daemon, 600)
         assert job is not None and job.state is JobState.DONE, job
         assert job.job_id == 1
         assert job.reason is not None and f"'{step}'" in job.reason, job.reason
@@ -154,7 +130,7 @@ def test_failure_in_each_step_ends_in_a_delivered_report(
     sr_id = next(i for i, t in zip(orthanc.instances(), tags, strict=True)
                  if t["Modality"] == "SR")
     sr = pydicom.dcmread(io.BytesIO(orthanc.request_raw(f"/instances/{sr_id}/file")))
-    text = " ".join(_texts(sr))
+    text = " ".join(sr_texts(sr))
     assert f"step '{step}'" in text and "without automated results" in text, text
     if step in FALLBACK_ONLY:
         assert sr.SOPClassUID == BASIC_TEXT_SR

@@ -68,7 +68,9 @@ def test_env_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_pinned_calling_ae(tmp_path: Path) -> None:
-    text = CONTRACT.replace('["SCANNER1", "PACS"]', '["SCANNER1", {ae_title = "PACS", host = "10.0.0.5"}]')
+    text = CONTRACT.replace(
+        '["SCANNER1", "PACS"]', '["SCANNER1", {ae_title = "PACS", host = "10.0.0.5"}]'
+    )
     s = load_settings(write(tmp_path, text))
     assert s.listener.allowed_calling_aets[1] == CallingAE(ae_title="PACS", host="10.0.0.5")
 
@@ -82,7 +84,10 @@ def test_pinned_calling_ae(tmp_path: Path) -> None:
         ("[listener]\nae_title = \"THIS_AE_TITLE_IS_TOO_LONG\"\n", "'listener.ae_title'"),
         ("[trigger]\nstable_seconds = -1\n", "'trigger.stable_seconds'"),
         ("[storage]\nduplicate_policy = \"maybe\"\n", "'storage.duplicate_policy'"),
-        ("[[destinations]]\nname = \"x\"\nae_title = \"A\"\nhost = \"h\"\n", "'destinations.0.port'"),
+        (
+            "[[destinations]]\nname = \"x\"\nae_title = \"A\"\nhost = \"h\"\n",
+            "'destinations.0.port'",
+        ),
     ],
 )
 def test_bad_values_name_key_and_file(tmp_path: Path, text: str, needle: str) -> None:
