@@ -12,42 +12,56 @@ The :class:`PhiGuard` processor makes it impossible to log protected health info
 * a key that names a PHI attribute (PatientName, PatientID, PatientBirthDate,
   AccessionNumber, OtherPatientIDs, ... in any spelling) has its value replaced;
 * every PHI value that rgcds has read from a dataset (:func:`remember_phi`) is scrubbed
-  from every string in the event, including messages and formatted tracebacks;
+  from every string in the event, including messages and formatted tracebacks, except
+  the values of keys that are structurally non-PHI (``calling_ae``, ``peer``, ``*_uid``,
+  ``port``, ``job_id``, ...) when they have that key's form: a patient named ``EVILAE``
+  with the ID ``127.0.0.1`` does not blind the security log;
 * Python warnings (pydicom's ``Invalid value for VR DA: '...'``) are logged through the
   same processors instead of going raw to stderr (:func:`configure_logging` installs the
   hook); the values a warning quotes, and those quoted in pydicom's own log lines, are
-  redacted, since they may be read before rgcds has registered the dataset.
+  redacted, since they may be read before rgcds has registered the dataset;
+* every standard-library log record is scrubbed as it is created (a log record factory),
+  so loggers with handlers of their own (Prefect's console and API handlers, which do
+  not propagate) write nothing raw either; uncaught exceptions in threads (pynetdicom's
+  DUL and association threads), in the main thread and unraisable ones are log events.
 
 Values are scrubbed as whole tokens, case-insensitively:
 
-* a person's name in any DICOM PN form: ``Family^Given^Middle``, with spaces or commas
-  (``Family, Given``), in "Given Middle Family" order, and each component (and each word
-  of a component) on its own as a word. A component of one or two letters is matched only
-  in its own spelling, upper case or capitalised (``Jo``, ``JO``; not ``jo``), so that a
-  middle initial "A" does not take every "a" out of the logs;
-* IDs and accession numbers (three characters or more) as a whole token;
+* a person's name: every word of every component, as a word; adjacent redacted words
+  (``Family^Given``, ``Family, Given``, "Given Middle Family") become one redaction. A
+  word of one or two letters is matched only in its own spelling, upper case or
+  capitalised (``Jo``, ``JO``; not ``jo``), so that a middle initial "A" does not take
+  every "a" out of the logs;
+* IDs and accession numbers (three characters or more) as a whole token sequence;
 * dates in DICOM (``YYYYMMDD``), ISO (``YYYY-MM-DD``) and display forms (``YYYY.MM.DD``,
   ``YYYY/MM/DD``, ``DD.MM.YYYY``, ``DD/MM/YYYY``, ``DD-MM-YYYY``, ``MM/DD/YYYY``), whichever
   form the dataset held, also where an ISO time follows (``1951-07-04T10:15``).
 
-A token boundary is any character other than a letter (of any script), a digit, ``_`` or
-``-``; a ``.`` between two digits also joins (UIDs, versions, dotted dates). So a value
-bounded by a letter, a digit, ``-`` or ``_`` is part of another token and survives:
-``phantom`` inside the model id ``brats-unet-phantom``, ``mgmt-phantom-demo`` or
-``phantom_study``, or a patient ID ``12345`` inside the UID ``1.2.840.12345.1``; while
-``Phantom`` alone, ``Phantom^Jane``, ``PHANTOM, JANE``, ``'Phantom'`` or ``Phantom.`` at
-the end of a sentence are scrubbed.
+A token is a run of letters (of any script), digits, ``_`` and ``-``; a ``.`` between two
+digits also joins (UIDs, versions, dotted dates). So a value that is part of a longer
+token survives: ``phantom`` inside the model id ``brats-unet-phantom``,
+``mgmt-phantom-demo`` or ``phantom_study``, or a patient ID ``826`` inside the UID
+``1.2.826.0.1``; while ``Phantom`` alone, ``Phantom^Jane``, ``PHANTOM, JANE``, ``'Phantom'``
+or ``Phantom.`` at the end of a sentence are scrubbed.
+
+Cost: one matcher for all remembered values (a trie of tokens, updated in place), so
+scrubbing a line is linear in its length whatever the number of values (50,000
+OtherPatientIDs cost a log line about what 10 values do), and remembering a value seen
+before is one dictionary lookup. The set is an LRU of at most 100,000 distinct values;
+the least recently remembered are forgotten first.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import logging
 import re
 import sys
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -91,45 +105,40 @@ def _norm(key: str) -> str:
 _PHI_KEYS_NORM = frozenset(_norm(k) for k in _PHI_KEYS)
 
 
-# A value is scrubbed only where it stands as a whole token. These characters join the
-# characters around them into one token: word characters (letters of any script, digits,
-# "_") and "-"; a "." joins two digits (UIDs, version numbers, dotted dates).
-_JOINERS = r"[\w-]"
+# A value is scrubbed only where it stands as a whole token. A token is a run of word
+# characters (letters of any script, digits, "_") and "-"; a "." joins two digits (UIDs,
+# version numbers, dotted dates). Text is cut into tokens once, and each token is looked up
+# in a dictionary: the cost of scrubbing is linear in the text, whatever the number of
+# remembered values.
+_TOKEN = re.compile(r"(?:[\w-]|(?<=\d)\.(?=\d))+")
+# A date may run on into an ISO or DICOM date-time ("1951-07-04T10:15", "19510704T1015").
+_DATE_TIME = re.compile(r"(\d[\d./-]*\d)T\d")
+# Between the words of one name; adjacent redacted name words become one redaction.
+_NAME_GAP = re.compile(r"[\s^,]+")
+
+_NAME, _VALUE, _DATE = 1, 2, 4
 
 
-def _bounded(body: str, first: str, last: str, *, date: bool = False) -> str:
-    """``body`` (a regular expression for a value whose text starts with ``first`` and
-    ends with ``last``) matched only as a whole token, never inside a longer one."""
-    left = right = ""
-    if first.isalnum() or first in "_-":
-        left = rf"(?<!{_JOINERS})"
-        if first.isdigit():
-            left += r"(?<!\d\.)"
-    if last.isalnum() or last in "_-":
-        # A date may run on into an ISO date-time ("1951-07-04T10:15").
-        right = rf"(?!(?!T\d){_JOINERS})" if date else rf"(?!{_JOINERS})"
-        if last.isdigit():
-            right += r"(?!\.\d)"
-    return left + body + right
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
 
 
-def _literal(text: str) -> str:
-    """``text`` as a regular expression, any run of white space matching any other."""
-    return r"\s+".join(re.escape(part) for part in text.split())
+def _gap(sep: str) -> str:
+    """A separator between two tokens, as compared: white space does not count."""
+    return "".join(sep.split())
 
 
-def _name_part(text: str) -> str:
-    """A name component as a regular expression: case-insensitive, or in its own
-    spelling (as is, upper case, capitalised) if it has one or two characters."""
-    if len(text) <= 2:
-        spellings = sorted({text, text.upper(), text.capitalize()})
-        return "(?-i:" + "|".join(re.escape(s) for s in spellings) + ")"
-    return _literal(text)
-
-
-def _word_fragment(word: str) -> str:
-    """One word of a name, matched as a whole word."""
-    return _bounded(_name_part(word), word[0], word[-1])
+def _path(text: str) -> tuple[str, ...] | None:
+    """The lookup path of a value: its first token, then (separator + token) steps."""
+    if _TOKEN.fullmatch(text):  # most IDs: one token
+        return (text.lower(),)
+    matches = list(_TOKEN.finditer(text))
+    if not matches:
+        return None
+    path = [matches[0].group().lower()]
+    for prev, cur in itertools.pairwise(matches):
+        path.append(_gap(text[prev.end():cur.start()]) + "\x00" + cur.group().lower())
+    return tuple(path)
 
 
 _DATE_PATTERNS: tuple[str, ...] = (
@@ -137,6 +146,7 @@ _DATE_PATTERNS: tuple[str, ...] = (
     r"(?P<y>\d{4})(?P<sep>[-./])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})",  # ISO and co.
     r"(?P<d>\d{1,2})(?P<sep>[./-])(?P<m>\d{1,2})(?P=sep)(?P<y>\d{4})",  # DD.MM.YYYY
 )
+_DATE_RES = tuple(re.compile(p) for p in _DATE_PATTERNS)
 
 
 def date_forms(value: str) -> list[str]:
@@ -146,8 +156,8 @@ def date_forms(value: str) -> list[str]:
     ``YYYY/MM/DD``, ``DD.MM.YYYY``, ``DD/MM/YYYY``, ``DD-MM-YYYY`` and ``MM/DD/YYYY``.
     Returns an empty list for a value that is not a valid calendar date.
     """
-    for pattern in _DATE_PATTERNS:
-        match = re.fullmatch(pattern, value.strip())
+    for pattern in _DATE_RES:
+        match = pattern.fullmatch(value.strip())
         if match is None:
             continue
         y, m, d = match["y"], int(match["m"]), int(match["d"])
@@ -159,106 +169,243 @@ def date_forms(value: str) -> list[str]:
     return []
 
 
-def name_fragments(value: str) -> list[tuple[str, int]]:
-    """Regular expressions (with a priority, the longer the earlier) for a person's name.
+# An entry is what one remembered value puts in the matcher: ("exact", spelling) for a
+# one- or two-letter name word (matched in its own spelling only), or (kind, path).
+_Entry = tuple[Any, ...]
+
+
+def _name_entries(value: str) -> list[_Entry]:
+    """Entries for a person's name: every word of every component, matched as a word.
 
     ``value`` is a DICOM PN value (``Family^Given^Middle^Prefix^Suffix``, groups separated
-    by ``=``) or a plain "Given Family". The whole name matches in its caret form and with
-    spaces or commas between the components, in DICOM order and "Given Middle Family"
-    order; each component, and each word of a component, matches on its own as a word.
+    by ``=``) or a plain "Given Family". A word of one or two letters matches only in its
+    own spelling, upper case or capitalised (``Jo``, ``JO``; not ``jo``), so that a middle
+    initial "A" does not take every "a" out of the logs. Adjacent redacted words of a name
+    (``Phantom^Jane``, ``PHANTOM, JANE Q``, ``Jane Phantom``) become one redaction.
     """
-    fragments: list[tuple[str, int]] = []
-    for group in value.split("="):
-        components = [c.strip() for c in group.split("^") if c.strip()]
-        if len(components) == 1 and "^" not in group:
-            components = components[0].replace(",", " ").split()
-        if not components:
+    entries: list[_Entry] = []
+    for word in value.replace("=", " ").replace("^", " ").replace(",", " ").split():
+        tokens = _tokens(word)
+        if len(tokens) == 1 and len(tokens[0]) <= 2:
+            t = tokens[0]
+            entries += [("exact", s) for s in {t, t.upper(), t.capitalize()}]
             continue
-        words = [w for c in components for w in c.replace(",", " ").split()]
-        orders = [components]
-        if len(components) >= 2:
-            orders += [components[1:3] + components[:1], components[1:2] + components[:1]]
-        for order in orders:
-            if len(order) < 2:
-                continue
-            body = r"[\s^,]+".join(_name_part(c) for c in order)
-            fragments.append((_bounded(body, order[0][0], order[-1][-1]),
-                              sum(len(c) for c in order) + len(order)))
-        for component in components:
-            if len(component.split()) > 1:
-                fragments.append((_bounded(_literal(component), component[0], component[-1]),
-                                  len(component)))
-        fragments += [(_word_fragment(w), len(w)) for w in words]
-    return fragments
+        path = _path(word)
+        if path is not None:
+            entries.append((_NAME, path))
+    return entries
 
 
-def value_fragments(value: str) -> list[tuple[str, int]]:
-    """Regular expressions (with priorities) for one PHI value that is not a name.
+def _value_entries(value: str) -> list[_Entry]:
+    """Entries for one PHI value that is not a name.
 
     A date matches in every form of :func:`date_forms`; any other value (an ID, an
-    accession number) matches as a whole token. Values shorter than three characters
-    are not scrubbed: a one- or two-character ID would take every count out of the logs.
+    accession number) matches as a whole token sequence, case-insensitively, any run of
+    white space matching any other. Values shorter than three characters are not
+    scrubbed: a one- or two-character ID would take every count out of the logs.
     """
     value = value.strip()
     if len(value) < 3:
         return []
     forms = date_forms(value)
-    if forms:
-        return [(_bounded(re.escape(f), f[0], f[-1], date=True), len(f)) for f in forms]
-    return [(_bounded(_literal(value), value[0], value[-1]), len(value))]
+    kind = _DATE if forms else _VALUE
+    entries: list[_Entry] = []
+    for form in forms or [value]:
+        path = _path(form)
+        if path is not None:
+            entries.append((kind, path))
+    return entries
+
+
+class _Node:
+    """A node of the token trie: children by step, and the kinds of values ending here."""
+
+    __slots__ = ("children", "ends")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.ends: dict[int, int] = {}  # kind -> number of entries ending here
 
 
 class _PhiValues:
-    """A bounded, thread-safe set of PHI patterns seen in datasets, to scrub from logs."""
+    """A bounded, thread-safe set of PHI values seen in datasets, to scrub from logs.
 
-    def __init__(self, capacity: int = 50_000) -> None:
-        self._fragments: OrderedDict[str, int] = OrderedDict()
+    One matcher for the whole set: a trie of lower-cased tokens (with the separators
+    between them) and a dictionary of exact spellings, updated in place as values come
+    and go. Scrubbing a text cuts it into tokens once and walks the trie from each token,
+    at most as deep as the longest remembered value (a few tokens), so its cost is linear
+    in the text and does not grow with the number of values. The values are kept as an
+    LRU of at most ``capacity`` distinct values: remembering a value again (the next
+    instance of the study, its job at processing time) makes it recent; the least
+    recently remembered values are forgotten first.
+    """
+
+    def __init__(self, capacity: int = 100_000, max_tokens: int = 32) -> None:
         self._capacity = capacity
+        self._max_tokens = max_tokens
         self._lock = threading.Lock()
-        self._pattern: re.Pattern[str] | None = None
+        self._values: OrderedDict[tuple[str, bool], tuple[_Entry, ...]] = OrderedDict()
+        self._refs: dict[_Entry, int] = {}
+        self._root = _Node()
+        self._exact: set[str] = set()
 
-    def add_fragments(self, fragments: Iterable[tuple[str, int]]) -> None:
-        changed = False
-        with self._lock:
-            for fragment, priority in fragments:
-                if fragment in self._fragments:
-                    self._fragments.move_to_end(fragment)
-                    continue
-                self._fragments[fragment] = priority
-                changed = True
-                if len(self._fragments) > self._capacity:
-                    self._fragments.popitem(last=False)
-            if changed:
-                ordered = sorted(self._fragments.items(), key=lambda kv: -kv[1])
-                self._pattern = re.compile("|".join(f for f, _ in ordered), re.I)
+    def __len__(self) -> int:
+        return len(self._values)
+
+    # -- the matcher ------------------------------------------------------------------
+    def _insert(self, entry: _Entry) -> None:
+        if entry[0] == "exact":
+            self._exact.add(entry[1])
+            return
+        node = self._root
+        for step in entry[1]:
+            child = node.children.get(step)
+            if child is None:
+                child = node.children[step] = _Node()
+            node = child
+        node.ends[entry[0]] = node.ends.get(entry[0], 0) + 1
+
+    def _remove(self, entry: _Entry) -> None:
+        if entry[0] == "exact":
+            self._exact.discard(entry[1])
+            return
+        trail: list[tuple[_Node, str]] = []
+        node = self._root
+        for step in entry[1]:
+            child = node.children.get(step)
+            if child is None:
+                return
+            trail.append((node, step))
+            node = child
+        count = node.ends.get(entry[0], 0) - 1
+        if count > 0:
+            node.ends[entry[0]] = count
+        else:
+            node.ends.pop(entry[0], None)
+        for parent, step in reversed(trail):
+            child = parent.children[step]
+            if child.children or child.ends:
+                break
+            del parent.children[step]
+
+    def _add(self, key: tuple[str, bool], entries: list[_Entry]) -> None:
+        # Called with the lock held.
+        if key in self._values:
+            self._values.move_to_end(key)
+            return
+        kept = tuple(dict.fromkeys(e for e in entries
+                                   if e[0] == "exact" or len(e[1]) <= self._max_tokens))
+        self._values[key] = kept
+        for entry in kept:
+            refs = self._refs.get(entry, 0)
+            if refs == 0:
+                self._insert(entry)
+            self._refs[entry] = refs + 1
+        while len(self._values) > self._capacity:
+            _, old = self._values.popitem(last=False)
+            for entry in old:
+                refs = self._refs.pop(entry) - 1
+                if refs > 0:
+                    self._refs[entry] = refs
+                else:
+                    self._remove(entry)
 
     def add(self, values: Iterable[str]) -> None:
         """Add values of unknown kind: a PN value (with ``^``) as a name, else a value."""
-        fragments: list[tuple[str, int]] = []
-        for value in values:
-            value = value.strip(" \x00")
-            if "^" in value:
-                fragments += name_fragments(value)
-            else:
-                fragments += value_fragments(value)
-        self.add_fragments(fragments)
+        with self._lock:
+            for value in values:
+                value = value.strip(" \x00")
+                is_name = "^" in value
+                key = (value, is_name)
+                if key in self._values:
+                    self._values.move_to_end(key)
+                    continue
+                self._add(key, _name_entries(value) if is_name else _value_entries(value))
 
     def add_names(self, names: Iterable[str]) -> None:
-        fragments: list[tuple[str, int]] = []
-        for name in names:
-            fragments += name_fragments(name)
-        self.add_fragments(fragments)
+        with self._lock:
+            for name in names:
+                name = name.strip(" \x00")
+                key = (name, True)
+                if key in self._values:
+                    self._values.move_to_end(key)
+                    continue
+                self._add(key, _name_entries(name))
+
+    # -- scrubbing --------------------------------------------------------------------
+    def _spans(self, text: str) -> list[tuple[int, int, int]]:
+        """(start, end, kind) of every remembered value in ``text``, longest first."""
+        root, exact = self._root, self._exact
+        tokens = list(_TOKEN.finditer(text))
+        spans: list[tuple[int, int, int]] = []
+        i, n = 0, len(tokens)
+        while i < n:
+            first = tokens[i]
+            best: tuple[int, int, int] | None = None  # (end, last token index, kind)
+            if first.group() in exact:
+                best = (first.end(), i, _NAME)
+            node: _Node | None = root
+            j = i
+            head = ""
+            while node is not None:
+                token = tokens[j]
+                word = token.group()
+                prefix = _DATE_TIME.match(word) if "T" in word else None
+                if prefix is not None and node.children:
+                    cut = node.children.get(head + prefix.group(1))
+                    if cut is not None and _DATE in cut.ends:
+                        end = token.start() + prefix.end(1)
+                        if best is None or end > best[0]:
+                            best = (end, j, _DATE)
+                step = head + word.lower()
+                node = node.children.get(step)
+                if node is None:
+                    break
+                if node.ends:
+                    kind = _NAME if _NAME in node.ends else max(node.ends)
+                    if best is None or token.end() > best[0]:
+                        best = (token.end(), j, kind)
+                if not node.children or j + 1 >= n:
+                    break
+                head = _gap(text[token.end():tokens[j + 1].start()]) + "\x00"
+                j += 1
+            if best is None:
+                i += 1
+                continue
+            spans.append((first.start(), best[0], best[2]))
+            i = best[1] + 1
+        return spans
 
     def scrub(self, text: str) -> str:
-        pattern = self._pattern
-        if pattern is None:
+        if not self._values or not text:
             return text
-        return pattern.sub(REDACTED, text)
+        # No lock: the trie's dictionaries are only read here (safe under the GIL while
+        # another thread adds), so logging never waits for a large dataset's values.
+        spans = self._spans(text)
+        if not spans:
+            return text
+        merged: list[list[int]] = []
+        for start, end, kind in spans:
+            if (merged and kind == _NAME and merged[-1][2] == _NAME
+                    and _NAME_GAP.fullmatch(text, merged[-1][1], start)):
+                merged[-1][1] = end
+            else:
+                merged.append([start, end, kind])
+        out: list[str] = []
+        pos = 0
+        for start, end, _ in merged:
+            out.append(text[pos:start])
+            out.append(REDACTED)
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
 
     def clear(self) -> None:
         with self._lock:
-            self._fragments.clear()
-            self._pattern = None
+            self._values.clear()
+            self._refs.clear()
+            self._root = _Node()
+            self._exact.clear()
 
 
 _PHI_VALUES = _PhiValues()
@@ -306,7 +453,9 @@ def remember_phi(dataset: Any) -> None:
                         if sub in item:
                             values.append(str(item[sub].value))
             else:
-                items = value if isinstance(value, list | tuple) else [value]
+                # A multi-valued element is a pydicom MultiValue (a sequence, not a list).
+                multi = isinstance(value, list | tuple) or type(value).__name__ == "MultiValue"
+                items = list(value) if multi else [value]
                 (names if is_name else values).extend(str(v) for v in items)
     except Exception:  # noqa: S110 - never let log safety break the caller
         pass
@@ -337,8 +486,62 @@ def _is_dicom_object(value: Any) -> bool:
     }
 
 
+# Keys whose values rgcds itself logs and that are not PHI by their structure: AE titles,
+# peer addresses and ports, UIDs, job and correlation ids. A value under such a key that
+# has the key's form is logged as is, even where it equals a remembered PHI value (a
+# patient named EVILAE with the ID 127.0.0.1 must not blind the security log); a value
+# that does not have the form (a mangled UID carrying text) is scrubbed like any other.
+_UID_FORM = re.compile(r"[0-9.]{1,64}")
+_AE_FORM = re.compile(r"[ -\[\]-~]{1,16}")  # AE VR: printable, no backslash, <= 16 chars
+_HOST_FORM = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:%\[\]-]{0,252}")
+_ID_FORM = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _is_address(value: str) -> bool:
+    host, _, port = value.rpartition(":")
+    for candidate in (value, host.strip("[]") if port.isdigit() else ""):
+        try:
+            ipaddress.ip_address(candidate)
+            return True
+        except ValueError:
+            continue
+    return bool(_HOST_FORM.fullmatch(value))
+
+
+def _structural_form(key: str) -> Callable[[str], bool] | None:
+    """How a value of a structurally non-PHI key looks, or None for any other key."""
+    if key.endswith("uid"):
+        return lambda v: bool(_UID_FORM.fullmatch(v))
+    if key.endswith(("ae", "aetitle", "aet")):
+        return lambda v: bool(_AE_FORM.fullmatch(v))
+    if key in {"peer", "host", "address", "addr", "ip", "remote", "client", "bind"}:
+        return _is_address
+    if key in {"port", "metricsport", "jobid", "correlationid", "flowrunid"}:
+        return lambda v: bool(_ID_FORM.fullmatch(v))
+    return None
+
+
+_NON_PHI_FORMS: dict[str, Callable[[str], bool] | None] = {}
+
+
+def _non_phi(key: str, value: str) -> bool:
+    norm = _norm(key)
+    if norm not in _NON_PHI_FORMS:
+        if len(_NON_PHI_FORMS) > 4096:
+            _NON_PHI_FORMS.clear()
+        _NON_PHI_FORMS[norm] = _structural_form(norm)
+    form = _NON_PHI_FORMS[norm]
+    return form is not None and form(value)
+
+
 class PhiGuard:
-    """structlog processor that removes PHI from an event before it is rendered."""
+    """structlog processor that removes PHI from an event before it is rendered.
+
+    Every string is scrubbed of remembered PHI values, except the value of a key that is
+    structurally non-PHI (``calling_ae``, ``peer``, ``study_uid``, ``port``, ``job_id``, ...)
+    when the value has that key's form: the daemon's own security log stays readable
+    whatever a patient is called.
+    """
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         return {key: self._clean(key, value) for key, value in event_dict.items()}
@@ -349,6 +552,8 @@ class PhiGuard:
         if _is_dicom_object(value):
             return f"[{type(value).__name__} not logged]"
         if isinstance(value, str):
+            if key and key != "event" and _non_phi(key, value):
+                return value
             return _PHI_VALUES.scrub(value)
         if isinstance(value, bool | int | float) or value is None:
             return value
@@ -357,7 +562,7 @@ class PhiGuard:
         if isinstance(value, Mapping):
             return {str(k): self._clean(str(k), v, depth + 1) for k, v in value.items()}
         if isinstance(value, list | tuple | set | frozenset):
-            return [self._clean("", v, depth + 1) for v in value]
+            return [self._clean(key, v, depth + 1) for v in value]
         if isinstance(value, BaseException):
             return _PHI_VALUES.scrub(f"{type(value).__name__}: {value}")
         return _PHI_VALUES.scrub(str(value))
@@ -462,6 +667,79 @@ def configure_logging(
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("radiomics").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     warnings.showwarning = _log_warning
+    _guard_every_record()
+    threading.excepthook = _log_thread_exception
+    sys.excepthook = _log_uncaught
+    sys.unraisablehook = _log_unraisable
+
+
+_RECORD_FACTORY = logging.getLogRecordFactory()
+
+
+def _guarded_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Every standard-library log record, scrubbed as it is created.
+
+    Third-party loggers may not propagate to the root handler: Prefect gives its loggers
+    their own console handler (and an API handler that stores flow-run logs in Prefect's
+    database) with ``propagate = False``, set up when Prefect is imported, after
+    :func:`configure_logging`. Scrubbing the record itself (its message, arguments and
+    formatted traceback) covers every handler, whoever installed it and whenever.
+    """
+    record = _RECORD_FACTORY(*args, **kwargs)
+    if isinstance(record.msg, dict):  # structlog's own events: PhiGuard has run
+        return record
+    try:
+        message = record.getMessage()
+        scrubbed = _PHI_VALUES.scrub(message)
+        if record.name == "pydicom" or record.name.startswith("pydicom."):
+            scrubbed = _QUOTED.sub(f"'{REDACTED}'", scrubbed)
+        if scrubbed != message or record.args:
+            record.msg, record.args = scrubbed, None
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            record.exc_text = _PHI_VALUES.scrub(
+                logging.Formatter().formatException(record.exc_info))
+    except Exception:  # noqa: S110 - a record that cannot be formatted stays as it was
+        pass
+    return record
+
+
+def _guard_every_record() -> None:
+    factory = logging.getLogRecordFactory()
+    if factory is not _guarded_record:
+        global _RECORD_FACTORY
+        _RECORD_FACTORY = factory
+        logging.setLogRecordFactory(_guarded_record)
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    """``threading.excepthook``: an uncaught exception in a thread (pynetdicom's DUL and
+    association threads, the indexer) is a log event with a scrubbed traceback, not raw
+    text on stderr."""
+    if args.exc_type is SystemExit:
+        return
+    structlog.get_logger("rgcds.threads").error(
+        "uncaught exception in a thread",
+        thread=getattr(args.thread, "name", None),
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
+
+
+def _log_uncaught(
+    exc_type: type[BaseException], exc_value: BaseException, exc_tb: Any
+) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc_value, exc_tb)
+        return
+    structlog.get_logger("rgcds").critical(
+        "uncaught exception", exc_info=(exc_type, exc_value, exc_tb))
+
+
+def _log_unraisable(unraisable: Any) -> None:
+    exc = unraisable.exc_value
+    structlog.get_logger("rgcds").error(
+        "unraisable exception", where=_PHI_VALUES.scrub(str(unraisable.err_msg or "")),
+        exc_info=(unraisable.exc_type, exc, unraisable.exc_traceback) if exc else None,
+    )
 
 
 

@@ -193,3 +193,165 @@ def test_pydicom_invalid_date_never_reaches_a_log_raw(
     assert "Invalid value for VR DA" in out  # the warning is a log event...
     assert "1917" not in out + capsys.readouterr().err  # ...and nothing carries the date
     assert out.count(REDACTED) >= 2
+
+
+# --- bounded cost, non-PHI fields, third-party routes (issue 21) ---------------------------
+
+
+def _scrub_calls(n_values: int, line: str) -> tuple[int, str]:
+    """Operations to scrub ``line`` with ``n_values`` remembered: trie steps and lookups."""
+    from rgcds import logging as rlog
+
+    values = rlog._PhiValues(capacity=200_000)
+    values.add(f"OPID{i:06d}" for i in range(n_values * 3 // 5))
+    values.add([f"{1900 + i % 100}{1 + i % 12:02d}{1 + i % 28:02d}"
+                for i in range(n_values // 5)])
+    values.add_names(f"Family{i}^Given{i}" for i in range(n_values // 5))
+    counted = {"n": 0}
+
+    class Counting(dict):  # type: ignore[type-arg]
+        def get(self, key, default=None):  # type: ignore[no-untyped-def]
+            counted["n"] += 1
+            return super().get(key, default)
+
+    def wrap(node: rlog._Node) -> None:
+        node.children = Counting(node.children)
+        for child in node.children.values():
+            wrap(child)
+
+    wrap(values._root)
+    out = values.scrub(line)
+    return counted["n"], out
+
+
+def test_scrubbing_cost_does_not_grow_with_the_number_of_values() -> None:
+    line = " ".join(["association from 127.0.0.1 study 1.2.826.0.1.3680043 OPID000001",
+                     "Family1 Given1 1901-02-02 x"] * 20)
+    small, out_small = _scrub_calls(10, line)
+    large, out_large = _scrub_calls(50_000, line)
+    assert out_small == out_large and "OPID000001" not in out_large
+    assert "Family1" not in out_large and "1901-02-02" not in out_large
+    # Dictionary lookups per line: identical, not 5,000 times as many.
+    assert 0 < small and large <= small * 1.05, (small, large)
+
+
+def test_scrubbing_time_ratio_at_50000_values() -> None:
+    import time
+
+    from rgcds import logging as rlog
+
+    line = "C-ECHO from EVILAE at 127.0.0.1:11112 " * 50
+
+    def per_line(n: int) -> float:
+        values = rlog._PhiValues()
+        values.add(f"ID{i:07d}" for i in range(n))
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(20):
+                values.scrub(line)
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    baseline = per_line(10)
+    assert per_line(50_000) < baseline * 3  # a ratio, not a wall-clock bound
+
+
+def test_remembering_is_bounded_and_cheap_on_repeat() -> None:
+    from rgcds import logging as rlog
+
+    values = rlog._PhiValues(capacity=1_000)
+    values.add(f"VALUE{i:05d}" for i in range(5_000))
+    assert len(values) == 1_000
+    assert values.scrub("VALUE00000 VALUE04999") == f"VALUE00000 {REDACTED}"
+    values.add(["VALUE04000"])  # seen again: made recent, nothing rebuilt
+    values.add(f"NEW{i:05d}" for i in range(999))
+    assert values.scrub("VALUE04000 VALUE04001") == f"{REDACTED} VALUE04001"
+    # Forgotten values leave no nodes behind.
+    values.clear()
+    assert not values._root.children
+
+
+def test_an_instance_with_50000_other_patient_ids(stream: io.StringIO) -> None:
+    ds = Dataset()
+    ds.PatientName = "Huge^Otherids"
+    ds.PatientID = "HUGE-1"
+    ds.OtherPatientIDs = [f"OPX{i:06d}" for i in range(50_000)]
+    remember_phi(ds)
+    remember_phi(ds)  # the next instance of the study
+    out = _logged(stream, "ids OPX000000 OPX049999 HUGE-1 Huge")
+    assert out == f"ids {REDACTED} {REDACTED} {REDACTED} {REDACTED}"
+
+
+def test_non_phi_fields_survive_a_patient_named_like_them(stream: io.StringIO) -> None:
+    ds = Dataset()
+    ds.PatientName = "EVILAE"
+    ds.PatientID = "127.0.0.1"
+    ds.OtherPatientIDs = ["826", "11112", "RGCDS"]
+    remember_phi(ds)
+    log = structlog.get_logger("rgcds.dicom.scp")
+    log.info("association requested", calling_ae="EVILAE", called_ae="RGCDS",
+             peer="127.0.0.1", port=11112, study_uid="1.2.826.0.1.3680043.2",
+             job_id="11112", text="EVILAE from 127.0.0.1")
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert line["calling_ae"] == "EVILAE" and line["called_ae"] == "RGCDS"
+    assert line["peer"] == "127.0.0.1" and line["port"] == 11112
+    assert line["study_uid"] == "1.2.826.0.1.3680043.2" and line["job_id"] == "11112"
+    assert line["text"] == f"{REDACTED} from {REDACTED}"  # free text is scrubbed
+    # A UID key whose value is not a UID (a mangled element) is scrubbed as usual.
+    log.info("odd", sop_instance_uid="EVILAE 1.2")
+    assert REDACTED in json.loads(stream.getvalue().splitlines()[-1])["sop_instance_uid"]
+
+
+def test_loggers_with_their_own_handlers_are_scrubbed(stream: io.StringIO) -> None:
+    remember_phi_values(["Handlerton^Prudence", "MRN-HANDLER-9"])
+    own = io.StringIO()
+    logger = logging.getLogger("prefect.flow_runs.phi_test")
+    handler = logging.StreamHandler(own)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("flow for %s (%s)", "Prudence Handlerton", "MRN-HANDLER-9")
+        try:
+            raise ValueError("bad MRN-HANDLER-9")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    assert "Handlerton" not in own.getvalue() and "MRN-HANDLER" not in own.getvalue()
+    assert f"flow for {REDACTED} ({REDACTED})" in own.getvalue()
+    assert "ValueError" in own.getvalue()
+
+
+def test_prefect_loggers_are_scrubbed(stream: io.StringIO) -> None:
+    from prefect.logging import get_logger
+
+    remember_phi_values(["PREFECTSECRET-77"])
+    own = io.StringIO()
+    logger = get_logger("flow_runs")
+    handler = logging.StreamHandler(own)
+    logger.addHandler(handler)
+    try:
+        logger.warning("processing PREFECTSECRET-77")
+    finally:
+        logger.removeHandler(handler)
+    assert own.getvalue().strip() == f"processing {REDACTED}"
+
+
+def test_thread_tracebacks_go_through_the_guard(stream: io.StringIO) -> None:
+    import threading
+
+    remember_phi_values(["THREADSECRET-42"])
+
+    def boom() -> None:
+        raise RuntimeError("patient THREADSECRET-42")
+
+    thread = threading.Thread(target=boom, name="DUL-test")
+    thread.start()
+    thread.join()
+    out = stream.getvalue()
+    assert "THREADSECRET" not in out
+    line = json.loads(out.splitlines()[-1])
+    assert line["event"] == "uncaught exception in a thread" and line["thread"] == "DUL-test"
+    assert "RuntimeError" in line["exception"]
