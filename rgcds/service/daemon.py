@@ -55,6 +55,7 @@ from rgcds.dicom.scp import StorageSCP
 from rgcds.exceptions import InvalidUIDError, OutOfResourcesError, StorageError
 from rgcds.service.metrics import Metrics
 from rgcds.service.notify import SystemdNotifier
+from rgcds.service.pairing import installation_secret
 from rgcds.service.trigger import StudyTrigger
 from rgcds.store.ingest import Ingestor, IngestOutcome
 from rgcds.store.jobs import JobStore, job_store_path
@@ -243,6 +244,11 @@ class Daemon:
         self.spool.clean_incoming()
         self.jobs = JobStore(self.db_path)
         self.jobs.recover()
+        try:  # the patient-key secret, created on the first start (docs/operations.md)
+            installation_secret(storage.root)
+        except (OSError, ValueError) as exc:
+            logger.warning("patient key secret unavailable; PET/MR pairing waits for it",
+                           error=str(exc))
         ingest = self.ingest = Ingestor(
             self.spool, self.jobs, storage.duplicate_policy, storage.min_free_bytes,
             durability=storage.durability,

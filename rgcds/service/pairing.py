@@ -8,8 +8,12 @@ the same processing run. The study processed second therefore gets the paired an
 first is analysed alone (PET on its own grid, MR as a pre-operative study) and its report
 says so.
 
-Patients are matched by a pseudonymous key, the SHA-256 of Issuer of Patient ID and
-Patient ID: the job store never holds the ID itself, and nothing here is logged but UIDs.
+Patients are matched by a pseudonymous key, an HMAC-SHA-256 of Issuer of Patient ID and
+Patient ID under a per-installation secret (:func:`installation_secret`, the file
+``patient-key.secret`` in the storage root, 32 random bytes created 0600 on the first
+start): the job store never holds the ID itself, a key cannot be reversed by hashing every
+possible ID without the secret, and nothing here is logged but UIDs. Keys recorded by an
+older rgcds (an unsalted SHA-256) are re-keyed from the spool once (:func:`rekey_studies`).
 Where a ``[query]`` PACS is configured and no partner was received, the PACS is asked for
 one (:mod:`rgcds.dicom.query`).
 """
@@ -18,6 +22,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
+import os
+import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,12 +50,74 @@ PET_MODALITY = "PT"
 _HEADER_TAGS = ["PatientID", "IssuerOfPatientID", "StudyDate"]
 
 
-def patient_key(patient_id: str, issuer: str = "") -> str:
-    """The pseudonymous key of a patient (empty when the ID is empty: never paired)."""
+#: The per-installation secret of the patient key, in the storage root.
+SECRET_NAME = "patient-key.secret"  # noqa: S105 - a file name, not a secret
+#: Prefix of keys made with the secret; a key without it is an older unsalted SHA-256.
+KEY_PREFIX = "h1:"
+
+_SECRETS: dict[Path, bytes] = {}
+_SECRETS_LOCK = threading.Lock()
+_REKEYED: set[Path] = set()
+
+
+def installation_secret(root: Path | str) -> bytes:
+    """The installation's patient-key secret, created (0600, 32 random bytes) if missing.
+
+    Parameters
+    ----------
+    root
+        The storage root (``[storage] root``); the secret is ``root/patient-key.secret``.
+
+    Raises
+    ------
+    OSError
+        If the file can neither be read nor created (a full or read-only disk).
+    ValueError
+        If the file holds fewer than 32 bytes of hex.
+    """
+    path = Path(root) / SECRET_NAME
+    with _SECRETS_LOCK:
+        cached = _SECRETS.get(path)
+        if cached is not None:
+            return cached
+        try:
+            text = path.read_text().strip()
+        except FileNotFoundError:
+            text = secrets.token_hex(32)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:  # another process created it first
+                text = path.read_text().strip()
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(text + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                logger.info("patient key secret created", file=str(path))
+        if os.stat(path).st_mode & 0o077:
+            try:
+                os.chmod(path, 0o600)
+            except OSError:
+                logger.warning("patient key secret is readable by others", file=str(path))
+        secret = bytes.fromhex(text)
+        if len(secret) < 32:
+            raise ValueError(f"{path} holds {len(secret)} bytes; it needs 32 (64 hex digits). "
+                             "Restore it from a backup, or delete it to start a new one.")
+        _SECRETS[path] = secret
+        return secret
+
+
+def patient_key(patient_id: str, issuer: str = "", *, secret: bytes) -> str:
+    """The pseudonymous key of a patient (empty when the ID is empty: never paired).
+
+    ``KEY_PREFIX`` + the first 40 hex digits of HMAC-SHA-256(``secret``, issuer ``\\`` ID).
+    """
     pid = patient_id.strip()
     if not pid:
         return ""
-    return hashlib.sha256(f"{issuer.strip()}\\{pid}".encode()).hexdigest()[:40]
+    mac = hmac.new(secret, f"{issuer.strip()}\\{pid}".encode(), hashlib.sha256)
+    return KEY_PREFIX + mac.hexdigest()[:40]
 
 
 def _iso_date(value: str) -> str | None:
@@ -69,15 +139,52 @@ def _own_header(jobs: JobStore, study_uid: str) -> Any | None:
     return None
 
 
+def _key_of(ds: Any | None, secret: bytes) -> tuple[str, str | None]:
+    if ds is None:
+        return "", None
+    key = patient_key(str(ds.get("PatientID", "")), str(ds.get("IssuerOfPatientID", "")),
+                      secret=secret)
+    return key, _iso_date(str(ds.get("StudyDate", "")))
+
+
+def rekey_studies(jobs: JobStore, secret: bytes) -> int:
+    """Re-key studies recorded with an older, unsalted key; returns how many were re-keyed.
+
+    The ID itself was never stored, so a study is re-keyed from one of its headers in the
+    spool; one whose files are gone keeps its old key and pairs with nothing new.
+    """
+    done = 0
+    for study_uid, key in jobs.recorded_studies():
+        if not key or key.startswith(KEY_PREFIX):
+            continue
+        ds = _own_header(jobs, study_uid)
+        if ds is None:
+            continue
+        new_key, date = _key_of(ds, secret)
+        jobs.record_study(study_uid, new_key, date)
+        done += 1
+    if done:
+        logger.info("patient keys re-keyed with the installation secret", studies=done)
+    return done
+
+
 def record_new_studies(jobs: JobStore) -> int:
-    """Read one header of every study not yet recorded; returns how many were recorded."""
+    """Read one header of every study not yet recorded; returns how many were recorded.
+
+    Nothing is recorded while the installation secret cannot be read or created (a full
+    disk): the studies stay unrecorded and are recorded on a later call.
+    """
+    try:
+        secret = installation_secret(jobs.path.parent)
+    except (OSError, ValueError) as exc:
+        logger.warning("patient key secret unavailable; pairing waits", error=str(exc))
+        return 0
+    if jobs.path not in _REKEYED:
+        _REKEYED.add(jobs.path)
+        rekey_studies(jobs, secret)
     recorded = 0
     for study_uid in jobs.unrecorded_studies():
-        ds = _own_header(jobs, study_uid)
-        key, date = "", None
-        if ds is not None:
-            key = patient_key(str(ds.get("PatientID", "")), str(ds.get("IssuerOfPatientID", "")))
-            date = _iso_date(str(ds.get("StudyDate", "")))
+        key, date = _key_of(_own_header(jobs, study_uid), secret)
         jobs.record_study(study_uid, key, date)
         recorded += 1
     return recorded
@@ -235,13 +342,17 @@ def no_partner_note(study_modalities: frozenset[str], window_days: int) -> str |
 
 
 __all__ = [
+    "KEY_PREFIX",
     "MR_MODALITY",
     "PET_MODALITY",
+    "SECRET_NAME",
     "Partner",
     "find_partner",
+    "installation_secret",
     "no_partner_note",
     "patient_key",
     "record_new_studies",
+    "rekey_studies",
     "retrieve_partner",
     "wanted_modality",
 ]

@@ -641,6 +641,11 @@ class JobStore:
                 (study_uid, patient_key, study_date, stamp),
             )
 
+    def recorded_studies(self) -> list[tuple[str, str]]:
+        """``(study_uid, patient_key)`` of every recorded study."""
+        rows = self._query("SELECT study_uid, patient_key FROM studies ORDER BY study_uid")
+        return [(str(r[0]), str(r[1])) for r in rows]
+
     def study_record(self, study_uid: str) -> tuple[str, str | None] | None:
         """``(patient_key, study_date)`` of a recorded study, else ``None``."""
         rows = self._query(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pydicom
@@ -11,7 +12,10 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from rgcds.config import Settings
 from rgcds.dicom.parse import InstanceMeta
 from rgcds.service.pairing import (
+    KEY_PREFIX,
+    SECRET_NAME,
     find_partner,
+    installation_secret,
     no_partner_note,
     patient_key,
     record_new_studies,
@@ -55,10 +59,45 @@ def _complete(jobs: JobStore, study: str) -> None:
 
 
 def test_patient_key_is_a_hash_and_empty_ids_never_pair() -> None:
-    key = patient_key("PHGBM-000001")
-    assert len(key) == 40 and "PHGBM" not in key
-    assert patient_key("PHGBM-000001", "SITE-A") != key
-    assert patient_key("  ") == ""
+    secret = bytes(range(32))
+    key = patient_key("PHGBM-000001", secret=secret)
+    assert key.startswith(KEY_PREFIX) and len(key) == len(KEY_PREFIX) + 40
+    assert "PHGBM" not in key
+    assert patient_key("PHGBM-000001", "SITE-A", secret=secret) != key
+    assert patient_key("  ", secret=secret) == ""
+
+
+def test_patient_key_is_an_hmac_with_the_installation_secret(tmp_path: Path) -> None:
+    secret = installation_secret(tmp_path)
+    path = tmp_path / SECRET_NAME
+    assert len(secret) == 32 and (path.stat().st_mode & 0o777) == 0o600
+    assert installation_secret(tmp_path) == secret  # read back, not made anew
+    key = patient_key("1234567", secret=secret)
+    # Not the unsalted SHA-256 an attacker can enumerate (7-digit IDs in seconds) ...
+    assert hashlib.sha256(b"\\1234567").hexdigest()[:40] not in key
+    # ... and another installation's secret gives another key.
+    other = tmp_path / "other"
+    assert patient_key("1234567", secret=installation_secret(other)) != key
+    assert installation_secret(other) != secret
+
+
+def test_studies_recorded_with_old_keys_are_rekeyed(tmp_path: Path) -> None:
+    with JobStore(tmp_path / "jobs.sqlite") as jobs:
+        mr, pet = generate_uid(), generate_uid()
+        _instance(tmp_path, jobs, study=mr, modality="MR", patient="P9", date="20260110",
+                  sop_class=MR_CLASS)
+        _instance(tmp_path, jobs, study=pet, modality="PT", patient="P9", date="20260112",
+                  sop_class=PET_CLASS)
+        _complete(jobs, mr)
+        _complete(jobs, pet)
+        old_key = hashlib.sha256(b"\\P9").hexdigest()[:40]  # what rgcds recorded before
+        jobs.record_study(mr, old_key, "2026-01-10")
+        assert record_new_studies(jobs) == 1  # the PET study; the MR study is re-keyed
+        mr_record, pet_record = jobs.study_record(mr), jobs.study_record(pet)
+        assert mr_record is not None and pet_record is not None
+        assert mr_record[0] == pet_record[0] and mr_record[0].startswith(KEY_PREFIX)
+        partner = find_partner(jobs, pet, window_days=14)
+        assert partner is not None and partner.study_uid == mr
 
 
 def test_wanted_modality() -> None:
