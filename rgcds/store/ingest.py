@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import tempfile
 import threading
 import time
@@ -232,6 +233,14 @@ class Ingestor:
         self.journal = Journal(spool.root / JOURNAL_DIR, segment_bytes=segment_bytes,
                                segment_seconds=checkpoint_seconds)
         self._lock = threading.Lock()  # duplicate check + append
+        # Its own read connection: a WAL reader never waits for the indexer's commit (and
+        # its fsync), which holds the shared store's lock.
+        self._reader_lock = threading.Lock()
+        try:
+            self._reader = sqlite3.connect(f"file:{jobs.path}?mode=ro", uri=True,
+                                           check_same_thread=False, timeout=30.0)
+        except sqlite3.Error as exc:
+            raise StorageError(f"The job store {jobs.path} cannot be read: {exc}.") from None
         self._cv = threading.Condition()
         self._queue: deque[_Pending] = deque()
         self._pending: dict[str, _Pending] = {}
@@ -248,12 +257,21 @@ class Ingestor:
 
     # -- the critical path --------------------------------------------------------------
 
+    def _known(self, sop_instance_uid: str) -> bool:
+        """Whether the job store records this instance (through the read connection)."""
+        with self._reader_lock:
+            try:
+                row = self._reader.execute(
+                    "SELECT 1 FROM instances WHERE sop_instance_uid=?", (sop_instance_uid,)
+                ).fetchone()
+            except sqlite3.Error:
+                return self.jobs.find_instance(sop_instance_uid) is not None
+        return row is not None
+
     def _duplicate(self, meta: InstanceMeta) -> IngestOutcome | None:
         if self.duplicate_policy == "replace":
             return None
-        if meta.sop_instance_uid not in self._pending and (
-            self.jobs.find_instance(meta.sop_instance_uid) is None
-        ):
+        if meta.sop_instance_uid not in self._pending and not self._known(meta.sop_instance_uid):
             return None
         if self.duplicate_policy == "ignore":
             logger.info("duplicate instance ignored", study_uid=meta.study_uid,
@@ -303,8 +321,7 @@ class Ingestor:
             if dup is not None:
                 return dup
             replaced = meta.sop_instance_uid in self._pending or (
-                self.duplicate_policy == "replace"
-                and self.jobs.find_instance(meta.sop_instance_uid) is not None
+                self.duplicate_policy == "replace" and self._known(meta.sop_instance_uid)
             )
             pos = self.journal.append(_header(meta, received_at), data)
             item = _Pending(meta, dest, pos, received_at)
@@ -534,6 +551,8 @@ class Ingestor:
                 logger.warning("spool checkpoint at stop failed; segments kept",
                                error=str(exc))
         self.journal.close()
+        with self._reader_lock:
+            self._reader.close()
         return done
 
 
