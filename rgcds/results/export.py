@@ -540,37 +540,40 @@ def _deliver_to(
         else:
             contexts.add(found)
             sendable.append(item)
-    if not sendable:
-        return
-    session = _Session(destination, contexts, timeouts)
-    try:
-        assoc = session.open()
-    except (TransientExportError, PermanentExportError) as exc:
-        for item in sendable:
-            _record_failure(outbox, item, exc, now, policy, summary)
-        return
-    try:
-        for item in sendable:
-            if not assoc.is_established:
-                ended = TransientExportError("The association ended before this item.")
-                _record_failure(outbox, item, ended, now, policy, summary)
-                continue
-            try:
-                _send_one(assoc, item)
-            except (TransientExportError, PermanentExportError) as err:
-                _record_failure(outbox, item, err, now, policy, summary)
-            else:
-                outbox.mark_sent(item.item_id)
-                summary.sent += 1
-                logger.info(
-                    "export_sent",
-                    destination=item.destination,
-                    sop_instance_uid=item.sop_instance_uid,
-                    attempts=item.attempts + 1,
-                )
-    finally:
-        if assoc.is_established:
-            assoc.release()
+    # Each object gets its own attempt and its own DIMSE timeout: an object the peer does
+    # not answer in time aborts the association (pynetdicom), is scheduled for a retry,
+    # and the objects after it go on a new association in this round rather than being
+    # counted as failed attempts they never had (a PACS slower than the timeout used to
+    # get the first object every round and the others never). At most one association
+    # per object per round.
+    remaining = list(sendable)
+    while remaining:
+        session = _Session(destination, contexts, timeouts)
+        try:
+            assoc = session.open()
+        except (TransientExportError, PermanentExportError) as exc:
+            for item in remaining:
+                _record_failure(outbox, item, exc, now, policy, summary)
+            return
+        try:
+            while remaining and assoc.is_established:
+                item = remaining.pop(0)
+                try:
+                    _send_one(assoc, item)
+                except (TransientExportError, PermanentExportError) as err:
+                    _record_failure(outbox, item, err, now, policy, summary)
+                else:
+                    outbox.mark_sent(item.item_id)
+                    summary.sent += 1
+                    logger.info(
+                        "export_sent",
+                        destination=item.destination,
+                        sop_instance_uid=item.sop_instance_uid,
+                        attempts=item.attempts + 1,
+                    )
+        finally:
+            if assoc.is_established:
+                assoc.release()
 
 
 def deliver_due(

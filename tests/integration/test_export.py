@@ -216,3 +216,37 @@ def test_dcmtk_storescp_receives_all_objects(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_slow_object_does_not_starve_the_others(
+    tmp_path: Path, results: list[tuple[str, Path]], port: int
+) -> None:
+    """A PACS slower than the DIMSE timeout on one object: that object is retried later
+    with its own attempt count; every other object goes out in the same round."""
+    outbox = SqliteOutbox(tmp_path / "outbox.sqlite")
+    ids = enqueue(outbox, results, [_dest(port)], now=1000.0)
+    slow_uid = outbox.due(1000.0)[0].sop_instance_uid
+    stored: list[str] = []
+
+    def store(event: evt.Event) -> int:
+        uid = str(event.request.AffectedSOPInstanceUID)
+        if uid == slow_uid:
+            time.sleep(2.5)  # longer than the DIMSE timeout below
+            return 0x0000
+        stored.append(uid)
+        return 0x0000
+
+    ae = AE(ae_title="PACS")
+    ae.supported_contexts = AllStoragePresentationContexts
+    server = ae.start_server(("127.0.0.1", port), block=False,
+                             evt_handlers=[(evt.EVT_C_STORE, store)])
+    try:
+        quick = NetworkTimeouts(connection=3, acse=5, dimse=1, network=5)
+        summary = deliver_due(outbox, [_dest(port)], now=1000.0, policy=POLICY, timeouts=quick)
+    finally:
+        server.shutdown()
+    assert (summary.sent, summary.retried, summary.failed) == (len(ids) - 1, 1, 0)
+    assert sorted(stored) == sorted(uid for uid, _ in results if uid != slow_uid)
+    by_uid = {i.sop_instance_uid: i for i in outbox.all()}
+    assert by_uid[slow_uid].state is DeliveryState.PENDING and by_uid[slow_uid].attempts == 1
+    assert all(i.state is DeliveryState.SENT for u, i in by_uid.items() if u != slow_uid)
