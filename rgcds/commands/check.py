@@ -10,6 +10,9 @@ Checks, one OK/FAIL/SKIP line each with the reason:
   yet, so that the check creates nothing that lasts);
 * ``models``: the model registry's folder has models; then one ``model ID`` line per model
   folder (card schema and the weights' sha256);
+* ``listener TLS`` (when ``[listener.tls]`` is enabled) and ``destination NAME TLS`` (when
+  a destination's is): every configured file exists and is readable, the certificate and
+  the private key load and match, and the CA file loads; checked with ``--offline`` too;
 * ``destination NAME``: a C-ECHO (with the destination's TLS) answered with Success;
   skipped with ``--offline``.
 
@@ -23,12 +26,14 @@ import contextlib
 import json
 import os
 import shutil
+import ssl
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from rgcds.commands import add_config_argument, settings_and_logging
-from rgcds.config import DestinationSettings, Settings, StorageSettings
+from rgcds.config import DestinationSettings, Settings, StorageSettings, TlsSettings
+from rgcds.dicom.tls import client_ssl_context, server_ssl_context
 from rgcds.exceptions import RgcdsError
 from rgcds.store.jobs import JOB_STORE_NAME, JobStore, job_store_path
 from rgcds.store.records import JobState
@@ -222,6 +227,57 @@ def check_destination(
     return CheckResult(name, OK, f"{where} answered the C-ECHO{tls}")
 
 
+# -- TLS --------------------------------------------------------------------------------
+
+
+def check_tls(name: str, where: str, tls: TlsSettings, *, server: bool) -> CheckResult:
+    """Check one TLS table: files present and readable, certificate and key match, CA loads.
+
+    ``where`` is the table's name in the configuration (``listener.tls``) for the messages;
+    ``server`` builds the listener's context, else a destination's (client) context.
+    """
+    files = {"certificate": tls.certificate, "private_key": tls.private_key,
+             "ca_certificates": tls.ca_certificates}
+    for key, path in files.items():
+        if path is None:
+            continue
+        if not path.exists():
+            return CheckResult(name, FAIL, f"{where}.{key} {path} does not exist.")
+        if not path.is_file():
+            return CheckResult(name, FAIL, f"{where}.{key} {path} is not a file.")
+        try:
+            with path.open("rb") as f:
+                f.read(1)
+        except OSError as exc:
+            return CheckResult(name, FAIL, f"{where}.{key} {path} cannot be read "
+                               f"({exc.strerror or exc}); check its owner and mode.")
+    if (tls.certificate is None) != (tls.private_key is None):
+        return CheckResult(name, FAIL, f"{where} sets only one of 'certificate' and "
+                           "'private_key'; set both or neither.")
+    if tls.certificate is not None and tls.private_key is not None:
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+                str(tls.certificate), str(tls.private_key))
+        except ssl.SSLError as exc:
+            why = ("the private key does not belong to the certificate"
+                   if "mismatch" in str(exc).lower() else f"they do not load ({exc.reason or exc})")
+            return CheckResult(name, FAIL, f"{where}: {tls.certificate} and "
+                               f"{tls.private_key}: {why}.")
+    if tls.ca_certificates is not None:
+        try:
+            ssl.create_default_context(cafile=str(tls.ca_certificates))
+        except ssl.SSLError as exc:
+            return CheckResult(name, FAIL, f"{where}.ca_certificates {tls.ca_certificates} "
+                               f"holds no loadable CA certificate ({exc.reason or exc}).")
+    try:
+        (server_ssl_context if server else client_ssl_context)(tls)
+    except RgcdsError as exc:
+        return CheckResult(name, FAIL, str(exc))
+    parts = [p for p in ("certificate and key match" if tls.certificate else "",
+                         "CA loads" if tls.ca_certificates else "") if p]
+    return CheckResult(name, OK, f"{where}: " + (", ".join(parts) or "system CAs"))
+
+
 def run_checks(
     settings: Settings, config: Path | None, *, offline: bool = False, timeout: float = 10.0
 ) -> list[CheckResult]:
@@ -229,7 +285,14 @@ def run_checks(
     results = [CheckResult("config", OK, f"{config or 'the defaults'} is valid")]
     results += check_storage(settings.storage)
     results += check_models(settings)
+    if settings.listener.tls.enabled:
+        results.append(check_tls("listener TLS", "listener.tls", settings.listener.tls,
+                                 server=True))
     for destination in settings.destinations:
+        if destination.tls.enabled:
+            results.append(check_tls(f"destination {destination.name} TLS",
+                                     f"destinations.{destination.name}.tls", destination.tls,
+                                     server=False))
         if offline:
             results.append(CheckResult(
                 f"destination {destination.name}", SKIP, "no C-ECHO (--offline)"
@@ -256,4 +319,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-__all__ = ["CheckResult", "check_destination", "check_models", "check_storage", "run_checks"]
+__all__ = [
+    "CheckResult", "check_destination", "check_models", "check_storage", "check_tls",
+    "run_checks",
+]

@@ -180,3 +180,77 @@ def test_registry_unavailable_is_a_clear_fail(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "rgcds.inference", None)
     [row] = check.check_models(Settings())
     assert row.status == "FAIL" and "model registry is unavailable" in row.detail
+
+
+# -- TLS files (issue 21) ---------------------------------------------------------------------
+
+
+def _self_signed(d: Path, name: str) -> tuple[Path, Path]:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    pem, pkey = d / f"{name}.pem", d / f"{name}.key"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pkey.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return pem, pkey
+
+
+def test_tls_files_are_checked(tmp_path: Path) -> None:
+    import os
+
+    from rgcds.config import TlsSettings
+
+    cert, key = _self_signed(tmp_path, "server")
+    _, other_key = _self_signed(tmp_path, "other")
+    empty_ca = tmp_path / "empty-ca.pem"
+    empty_ca.write_text("")
+
+    def result(**kw: Any) -> check.CheckResult:
+        tls = TlsSettings(enabled=True, **kw)
+        return check.check_tls("listener TLS", "listener.tls", tls, server=True)
+
+    good = result(certificate=cert, private_key=key, ca_certificates=cert)
+    assert good.status == check.OK, good
+    missing = result(certificate=tmp_path / "nope.pem", private_key=key)
+    assert missing.status == check.FAIL and "does not exist" in missing.detail
+    mismatch = result(certificate=cert, private_key=other_key)
+    assert mismatch.status == check.FAIL and "does not belong" in mismatch.detail
+    bad_ca = result(certificate=cert, private_key=key, ca_certificates=empty_ca)
+    assert bad_ca.status == check.FAIL and "ca_certificates" in bad_ca.detail
+    no_key = result(certificate=cert)
+    assert no_key.status == check.FAIL
+    if os.geteuid() != 0:  # root reads any file
+        key.chmod(0)
+        try:
+            unreadable = result(certificate=cert, private_key=key)
+            assert unreadable.status == check.FAIL and "cannot be read" in unreadable.detail
+        finally:
+            key.chmod(0o600)
+
+
+def test_check_reports_missing_listener_tls_files(tmp_path: Path) -> None:
+    from rgcds.config import Settings
+
+    settings = Settings.model_validate({
+        "storage": {"root": str(tmp_path / "root"), "min_free_bytes": 0},
+        "listener": {"tls": {"enabled": True, "certificate": str(tmp_path / "gone.pem"),
+                             "private_key": str(tmp_path / "gone.key")}},
+    })
+    rows = {r.name: r for r in check.run_checks(settings, None, offline=True)}
+    assert rows["listener TLS"].status == check.FAIL
+    assert "gone.pem does not exist" in rows["listener TLS"].detail
