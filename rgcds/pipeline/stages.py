@@ -829,6 +829,38 @@ def postoperative_labels(ctx: StudyContext, seg: Segmentation) -> bool:
     return seg.model_id == ctx.settings.processing.postoperative_segmentation_model
 
 
+def earlier_reports(ctx: StudyContext, study_uid: str) -> list[pydicom.Dataset]:
+    """The SR documents that earlier jobs wrote into study ``study_uid`` (now superseded).
+
+    The daemon works in ``<storage>/work/<study UID>/<job id>``. The study's earlier
+    reports are in the other job folders of that study (a report written while a partner
+    study was awaited, a "not analysed" or fallback report), and, for a paired analysis, in
+    the other job folders of the study being processed. Offline runs (job id 0) have none.
+    Headers only; an unreadable file is skipped.
+    """
+    if ctx.job_id <= 0:
+        return []
+    work_root = ctx.work_dir.parent.parent
+    job_dirs = {
+        d
+        for parent in (ctx.work_dir.parent, work_root / study_uid)
+        if parent.is_dir()
+        for d in parent.iterdir()
+        if d.is_dir() and d.name.isdigit() and d.resolve() != ctx.work_dir.resolve()
+    }
+    found: dict[str, pydicom.Dataset] = {}
+    for job_dir in sorted(job_dirs):
+        for folder in (job_dir / "results", job_dir / "fallback"):
+            for path in sorted(folder.rglob("*.dcm")) if folder.is_dir() else ():
+                try:
+                    ds = pydicom.dcmread(path, stop_before_pixels=True)
+                except Exception:  # noqa: S112 - a partial or foreign file: not a report
+                    continue
+                if ds.get("Modality") == "SR" and ds.get("StudyInstanceUID") == study_uid:
+                    found[str(ds.SOPInstanceUID)] = ds
+    return list(found.values())
+
+
 def write(
     ctx: StudyContext,
     content: ReportContent,
@@ -862,6 +894,7 @@ def write(
         overlays=processing.write_secondary_capture,
         pdf=processing.write_pdf,
         pet_images=pet_images,
+        predecessors=earlier_reports(ctx, content.study.study_instance_uid),
     )
     manifest = [
         {"kind": o.kind, "sop_instance_uid": o.sop_instance_uid, "path": str(o.path)}

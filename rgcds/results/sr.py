@@ -1143,8 +1143,10 @@ def build_report(
     )
     if placeholder and "CurrentRequestedProcedureEvidenceSequence" in sr:
         del sr.CurrentRequestedProcedureEvidenceSequence
-    if predecessors:
-        sr.PredecessorDocumentsSequence = predecessor_sequence(predecessors)
+    # A re-run of the same analysis writes the same UIDs: it replaces, it does not supersede.
+    earlier = [d for d in predecessors if str(d.SOPInstanceUID) != str(sr.SOPInstanceUID)]
+    if earlier:
+        sr.PredecessorDocumentsSequence = predecessor_sequence(earlier)
     declare_private_scheme(sr)
     stamp(sr, content.analysed_at)
     logger.info(

@@ -83,6 +83,17 @@ def _sr_texts(orthanc: OrthancServer, study_uid: str) -> list[str]:
     return texts
 
 
+def _srs(orthanc: OrthancServer, study_uid: str) -> list[Any]:
+    import pydicom
+
+    out = []
+    for i in orthanc.instances():
+        tags = orthanc.get(f"/instances/{i}/simplified-tags")
+        if tags["StudyInstanceUID"] == study_uid and tags["Modality"] == "SR":
+            out.append(pydicom.dcmread(io.BytesIO(orthanc.request_raw(f"/instances/{i}/file"))))
+    return out
+
+
 @pytest.mark.parametrize("order", ["mr-first", "pet-first"])
 def test_mr_and_pet_ct_studies_are_paired_and_delivered(
     orthanc: OrthancServer, postop: PostopStudies, tmp_path: Path, order: str
@@ -126,6 +137,19 @@ def test_mr_and_pet_ct_studies_are_paired_and_delivered(
     texts = " | ".join(_sr_texts(orthanc, postop.mr_study_uid))
     assert "RT Structure Set ROI 'CTV'" in texts
     assert postop.petct_study_uid in texts or "Paired" in texts
+    srs = _srs(orthanc, postop.mr_study_uid)
+    if len(srs) > 1:
+        # The paired report supersedes the MR-alone one: one current report per study.
+        latest = [ds for ds in srs if "PredecessorDocumentsSequence" in ds]
+        assert len(latest) == 1, [ds.SOPInstanceUID for ds in srs]
+        refs = {
+            ref.ReferencedSOPInstanceUID
+            for study in latest[0].PredecessorDocumentsSequence
+            for series in study.ReferencedSeriesSequence
+            for ref in series.ReferencedSOPSequence
+        }
+        assert refs == {ds.SOPInstanceUID for ds in srs if ds is not latest[0]}
+        assert {ds.SeriesNumber for ds in srs} == {latest[0].SeriesNumber}
     if order == "pet-first":
         pet_only = " | ".join(_sr_texts(orthanc, postop.petct_study_uid))
         assert "No MR study" in pet_only
