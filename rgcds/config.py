@@ -29,10 +29,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from rgcds.analysis.pet import PetSettings
 from rgcds.exceptions import ConfigError
-from rgcds.inference.settings import InferenceSettings
-from rgcds.study.classify import ClassificationSettings
+from rgcds.settings import ClassificationSettings, InferenceSettings, PetSettings
 
 _AE_MAX = 16
 

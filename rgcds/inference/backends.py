@@ -11,7 +11,7 @@ import structlog
 
 from rgcds.inference.card import ModelCard
 from rgcds.inference.errors import BackendUnavailableError, InferenceInputError
-from rgcds.inference.settings import BackendPreference
+from rgcds.settings.inference import BackendPreference
 
 logger = structlog.get_logger(__name__)
 

@@ -1,0 +1,20 @@
+"""Settings section models: leaves that import nothing domain-side.
+
+:mod:`rgcds.config` composes them into :class:`rgcds.config.Settings`; the stages take them as
+arguments. Importing this package loads pydantic and :mod:`rgcds.enums` only, so the listener
+and the configuration load none of the numeric core (SimpleITK, scipy, pandas, ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+from rgcds.settings.classification import ClassificationRule, ClassificationSettings
+from rgcds.settings.inference import BackendPreference, InferenceSettings
+from rgcds.settings.pet import PetSettings
+
+__all__ = [
+    "BackendPreference",
+    "ClassificationRule",
+    "ClassificationSettings",
+    "InferenceSettings",
+    "PetSettings",
+]
