@@ -14,6 +14,7 @@ from pynetdicom import AE
 from pynetdicom.association import Association
 
 from rgcds.dicom.sop_classes import TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS
+from rgcds.dicom.status import is_store_success
 from rgcds.exceptions import PermanentExportError, TransientExportError
 
 logger = structlog.get_logger(__name__)
@@ -56,8 +57,8 @@ class StoreResult:
 
     @property
     def ok(self) -> bool:
-        """Whether the peer answered Success (or a Warning, 0xB000-0xBFFF)."""
-        return self.status == 0 or 0xB000 <= self.status <= 0xBFFF
+        """Whether the instance was stored (:func:`rgcds.dicom.status.is_store_success`)."""
+        return is_store_success(self.status)
 
 
 @contextmanager

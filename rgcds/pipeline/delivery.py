@@ -39,7 +39,7 @@ class JobStoreOutbox:
     def add(self, item: NewDelivery, now: float | None = None) -> int:
         """Queue a result file (idempotent per job, destination and instance)."""
         return self.jobs.outbox_add(
-            item.job_id, item.destination, item.sop_instance_uid, item.path
+            item.job_id, item.destination, item.sop_instance_uid, item.path, now=now
         ).item_id
 
     def due(self, now: float) -> list[OutboxItem]:

@@ -50,13 +50,10 @@ from rgcds.results.content import (
     pet_masks_by_segment,
 )
 from rgcds.results.export import (
-    Delivery,
-    DeliveryState,
     DeliverySummary,
     NewDelivery,
     Outbox,
     RetryPolicy,
-    SqliteOutbox,
     deliver_due,
     enqueue,
 )
@@ -71,8 +68,6 @@ __all__ = [
     "PET_UNITS_SUV",
     "SEGMENT_REGIONS",
     "AlgorithmInfo",
-    "Delivery",
-    "DeliveryState",
     "DeliverySummary",
     "Hemisphere",
     "LesionDiameters",
@@ -102,7 +97,6 @@ __all__ = [
     "SeriesRole",
     "SeriesUsed",
     "SourceSeries",
-    "SqliteOutbox",
     "StudyIdentity",
     "SurvivalPrediction",
     "WrittenObject",

@@ -4,7 +4,8 @@ Each result file is an outbox item per destination. :func:`deliver_due`, which t
 calls periodically, sends every due item with C-STORE (one association per destination and
 round) and records the outcome:
 
-* success (0x0000, or a warning 0xB000/0xB006/0xB007): ``sent``;
+* success (0x0000, or a C-STORE warning: 0x0107, 0x0116, 0xB000, 0xB006, 0xB007; the one
+  rule is :func:`rgcds.dicom.status.is_store_success`): ``sent``;
 * a transient failure (connection refused or timed out, association aborted or rejected
   transient, 0xA7xx out of resources, 0x0110 processing failure, 0x0213 resource
   limitation, no response): retried with exponential backoff, capped at
@@ -17,20 +18,17 @@ round) and records the outcome:
 Delivery is idempotent: an item is keyed by (destination, SOP Instance UID), the files and
 UIDs are the same on every attempt, and a PACS that receives an instance twice replaces it.
 
-The job store (``rgcds.store``) will provide the production outbox; :class:`Outbox` is the
-interface this module needs and :class:`SqliteOutbox` a small implementation of it.
+:class:`Outbox` is the interface this module needs; the only implementation is the job
+store's outbox, through :class:`rgcds.pipeline.delivery.JobStoreOutbox`.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from enum import IntEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,19 +40,12 @@ from pynetdicom import AE, evt
 from pynetdicom.association import Association
 
 from rgcds.config import DestinationSettings
-from rgcds.exceptions import PermanentExportError, StorageError, TransientExportError
+from rgcds.dicom.status import classify_store_status, store_status_reason
+from rgcds.exceptions import PermanentExportError, TransientExportError
 
 logger = structlog.get_logger(__name__)
 
 DEFAULT_CALLING_AE = "RGCDS"
-
-
-class DeliveryState(StrEnum):
-    """Delivery state of one item (same values as ``rgcds.store.records.OutboxState``)."""
-
-    PENDING = "pending"
-    SENT = "sent"
-    FAILED = "failed"
 
 
 class AssociateResult(IntEnum):
@@ -72,23 +63,6 @@ class NewDelivery:
     sop_instance_uid: str
     path: str
     job_id: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One outbox row (field names as ``rgcds.store.records.OutboxItem``)."""
-
-    item_id: int
-    job_id: int
-    destination: str
-    sop_instance_uid: str
-    path: str
-    state: DeliveryState
-    attempts: int
-    next_attempt_at: float
-    last_error: str | None
-    created_at: float
-    updated_at: float
 
 
 class DeliveryRecord(Protocol):
@@ -132,145 +106,6 @@ class Outbox(Protocol):
     def mark_failed(self, item_id: int, reason: str) -> None:
         """Record a permanent failure; the item is not retried."""
         ...
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    item_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id INTEGER NOT NULL DEFAULT 0,
-    destination TEXT NOT NULL,
-    sop_instance_uid TEXT NOT NULL,
-    path TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    last_error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    UNIQUE (destination, sop_instance_uid)
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
-"""
-
-
-class SqliteOutbox:
-    """A small SQLite outbox (WAL, synchronous FULL): every change is durable on return.
-
-    Parameters
-    ----------
-    path
-        The database file; created with its table if missing.
-    """
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        try:
-            with closing(self._connect()) as db, db:
-                db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StorageError(f"The outbox database {self.path} cannot be opened: {exc}.") from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30.0)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        return db
-
-    def _execute(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
-        with self._lock:
-            try:
-                with closing(self._connect()) as db, db:
-                    return db.execute(sql, params)
-            except sqlite3.Error as exc:
-                raise StorageError(
-                    f"The outbox database {self.path} cannot be written: {exc}."
-                ) from exc
-
-    def add(self, item: NewDelivery, now: float | None = None) -> int:
-        """Queue ``item``; the same (destination, UID) is re-queued, not duplicated."""
-        now = time.time() if now is None else now
-        with self._lock, closing(self._connect()) as db, db:
-            db.execute(
-                """INSERT INTO outbox (job_id, destination, sop_instance_uid, path, state,
-                       attempts, next_attempt_at, last_error, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, 'pending', 0, ?, NULL, ?, ?)
-                   ON CONFLICT (destination, sop_instance_uid) DO UPDATE SET
-                       job_id = excluded.job_id, path = excluded.path, state = 'pending',
-                       attempts = 0, next_attempt_at = excluded.next_attempt_at,
-                       last_error = NULL, updated_at = excluded.updated_at""",
-                (item.job_id, item.destination, item.sop_instance_uid, item.path, now, now, now),
-            )
-            row = db.execute(
-                "SELECT item_id FROM outbox WHERE destination = ? AND sop_instance_uid = ?",
-                (item.destination, item.sop_instance_uid),
-            ).fetchone()
-        return int(row["item_id"])
-
-    def due(self, now: float) -> list[Delivery]:
-        """Pending items due at ``now``, oldest first."""
-        with self._lock, closing(self._connect()) as db:
-            rows = db.execute(
-                "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? "
-                "ORDER BY next_attempt_at, item_id",
-                (now,),
-            ).fetchall()
-        return [self._row(r) for r in rows]
-
-    def get(self, item_id: int) -> Delivery:
-        """One item by id."""
-        with self._lock, closing(self._connect()) as db:
-            row = db.execute("SELECT * FROM outbox WHERE item_id = ?", (item_id,)).fetchone()
-        if row is None:
-            raise KeyError(f"No outbox item has id {item_id}.")
-        return self._row(row)
-
-    def all(self) -> list[Delivery]:
-        """Every item, in id order."""
-        with self._lock, closing(self._connect()) as db:
-            rows = db.execute("SELECT * FROM outbox ORDER BY item_id").fetchall()
-        return [self._row(r) for r in rows]
-
-    def mark_sent(self, item_id: int) -> None:
-        """Record a successful delivery."""
-        self._execute(
-            "UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL, "
-            "updated_at = ? WHERE item_id = ?",
-            (time.time(), item_id),
-        )
-
-    def mark_retry(self, item_id: int, next_attempt_at: float, error: str) -> None:
-        """Record a transient failure; the item is due again at ``next_attempt_at``."""
-        self._execute(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
-            "updated_at = ? WHERE item_id = ?",
-            (next_attempt_at, error, time.time(), item_id),
-        )
-
-    def mark_failed(self, item_id: int, reason: str) -> None:
-        """Record a permanent failure."""
-        self._execute(
-            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, "
-            "updated_at = ? WHERE item_id = ?",
-            (reason, time.time(), item_id),
-        )
-
-    @staticmethod
-    def _row(row: sqlite3.Row) -> Delivery:
-        return Delivery(
-            item_id=int(row["item_id"]),
-            job_id=int(row["job_id"]),
-            destination=str(row["destination"]),
-            sop_instance_uid=str(row["sop_instance_uid"]),
-            path=str(row["path"]),
-            state=DeliveryState(row["state"]),
-            attempts=int(row["attempts"]),
-            next_attempt_at=float(row["next_attempt_at"]),
-            last_error=row["last_error"],
-            created_at=float(row["created_at"]),
-            updated_at=float(row["updated_at"]),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,52 +153,6 @@ class DeliverySummary:
     def attempted(self) -> int:
         """Items tried this round."""
         return self.sent + self.retried + self.failed
-
-
-_WARNING_STATUSES = frozenset({0xB000, 0xB006, 0xB007})
-_TRANSIENT_STATUSES = frozenset({0x0110, 0x0213, 0xFE00})
-
-
-def classify_store_status(
-    status: int,
-) -> type[TransientExportError] | type[PermanentExportError] | None:
-    """Map a C-STORE response status to ``None`` (delivered) or the error class.
-
-    Parameters
-    ----------
-    status
-        The DIMSE status value.
-
-    Returns
-    -------
-    None, TransientExportError or PermanentExportError
-        ``None`` for success and warnings; transient for 0xA7xx, 0x0110, 0x0213, 0xFE00;
-        permanent for everything else (0x0122, 0x0124, 0xA9xx, 0xCxxx, unknown codes).
-    """
-    if status == 0x0000 or status in _WARNING_STATUSES:
-        return None
-    if (status & 0xFF00) == 0xA700 or status in _TRANSIENT_STATUSES:
-        return TransientExportError
-    return PermanentExportError
-
-
-def _status_reason(status: int) -> str:
-    names = {
-        0x0110: "processing failure",
-        0x0122: "SOP class not supported",
-        0x0124: "not authorised",
-        0x0213: "resource limitation",
-        0xFE00: "cancelled",
-    }
-    if (status & 0xFF00) == 0xA700:
-        name = "out of resources"
-    elif (status & 0xFF00) == 0xA900:
-        name = "dataset does not match SOP class"
-    elif (status & 0xF000) == 0xC000:
-        name = "cannot understand"
-    else:
-        name = names.get(status, "failure")
-    return f"C-STORE status 0x{status:04X} ({name})"
 
 
 class _Session:
@@ -477,7 +266,7 @@ def _send_one(assoc: Association, item: DeliveryRecord) -> None:
         )
     error = classify_store_status(int(status))
     if error is not None:
-        raise error(f"The destination answered {_status_reason(int(status))}.")
+        raise error(f"The destination answered {store_status_reason(int(status))}.")
 
 
 def _record_failure(
@@ -660,15 +449,12 @@ def enqueue(
 
 __all__ = [
     "DEFAULT_CALLING_AE",
-    "Delivery",
     "DeliveryRecord",
-    "DeliveryState",
     "DeliverySummary",
     "NetworkTimeouts",
     "NewDelivery",
     "Outbox",
     "RetryPolicy",
-    "SqliteOutbox",
     "classify_store_status",
     "deliver_due",
     "enqueue",

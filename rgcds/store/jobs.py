@@ -686,7 +686,12 @@ class JobStore:
     # -- outbox -------------------------------------------------------------------------
 
     def outbox_add(
-        self, study_job: int, destination: str, sop_instance_uid: str, path: Path | str
+        self,
+        study_job: int,
+        destination: str,
+        sop_instance_uid: str,
+        path: Path | str,
+        now: float | None = None,
     ) -> OutboxItem:
         """Queue a result file for delivery; idempotent per (job, destination, instance).
 
@@ -700,13 +705,15 @@ class JobStore:
             The result's SOP Instance UID.
         path
             The result file.
+        now
+            The queue time (POSIX), when the item is first due; the current time by default.
 
         Returns
         -------
         OutboxItem
-            The (new or existing) pending item, due now.
+            The new item, due at ``now``, or the existing one unchanged.
         """
-        now = time.time()
+        now = time.time() if now is None else now
         with self._tx() as db:
             db.execute(
                 _INSERT_OUTBOX,
@@ -736,6 +743,19 @@ class JobStore:
             _SELECT_OUTBOX + " WHERE job_id=? ORDER BY item_id", (study_job,)
         )
         return [_outbox(r) for r in rows]
+
+    def outbox_item(self, item_id: int) -> OutboxItem:
+        """One outbox item by id.
+
+        Raises
+        ------
+        UnknownJobError
+            If there is no item with that id.
+        """
+        rows = self._query(_SELECT_OUTBOX + " WHERE item_id=?", (item_id,))
+        if not rows:
+            raise UnknownJobError(f"There is no outbox item with id {item_id}.")
+        return _outbox(rows[0])
 
     def _outbox_update(self, item_id: int, sql: str, params: tuple[Any, ...]) -> OutboxItem:
         with self._tx() as db:

@@ -12,7 +12,7 @@ from pydicom.uid import generate_uid
 
 from rgcds.config import DestinationSettings, ListenerSettings, Settings
 from rgcds.dicom import store_files
-from rgcds.results.export import SqliteOutbox, deliver_due, enqueue
+from rgcds.results.export import deliver_due, enqueue
 from tests.adversarial.conftest import (
     AET,
     StartDaemon,
@@ -23,6 +23,7 @@ from tests.adversarial.conftest import (
     read_pdu,
 )
 from tests.integration.test_listener import mr_file
+from tests.outbox import StoreOutbox
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -74,9 +75,9 @@ def test_deliveries_call_as_the_listener_ae_title(
         ],
     )
     assert [d.calling_ae_title for d in settings.destinations] == ["MYSITE", "ELSEWHERE"]
-    outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
+    outbox = StoreOutbox(tmp_path / "jobs.sqlite3")
     path = mr_file(tmp_path / "res", generate_uid(), generate_uid(), 1)
-    enqueue(outbox, [(path.stem, path)], settings.destinations[:1])
+    enqueue(outbox, [(path.stem, path)], settings.destinations[:1], job_id=outbox.job_id)
     summary = deliver_due(outbox, settings.destinations)
     assert summary.sent == 1
     con = sqlite3.connect(pacs.db_path)

@@ -20,14 +20,14 @@ from pynetdicom.sop_class import MRImageStorage
 from rgcds.config import DestinationSettings
 from rgcds.results import SegmentationResult, SourceSeries, write_results
 from rgcds.results.export import (
-    DeliveryState,
     NetworkTimeouts,
     RetryPolicy,
-    SqliteOutbox,
     deliver_due,
     enqueue,
 )
 from rgcds.results.testing import SEG_MODEL, make_labels, make_mr_series, make_report_content
+from rgcds.store import OutboxState
+from tests.outbox import StoreOutbox
 
 FAST = NetworkTimeouts(connection=3, acse=5, dimse=10, network=10)
 POLICY = RetryPolicy(initial_delay_s=30, factor=2, max_delay_s=600)
@@ -103,12 +103,12 @@ def _dest(port: int, calling: str | None = "RGCDS") -> DestinationSettings:
 def test_destination_down_then_up_delivers_everything(
     tmp_path: Path, results: list[tuple[str, Path]], port: int, scps: list[Received]
 ) -> None:
-    outbox = SqliteOutbox(tmp_path / "outbox.sqlite")
-    ids = enqueue(outbox, results, [_dest(port)], now=1000.0)
+    outbox = StoreOutbox(tmp_path / "jobs.sqlite3")
+    ids = enqueue(outbox, results, [_dest(port)], job_id=outbox.job_id, now=1000.0)
     first = deliver_due(outbox, [_dest(port)], now=1000.0, policy=POLICY, timeouts=FAST)
     assert (first.sent, first.retried, first.failed) == (0, len(ids), 0)
     for item in outbox.all():
-        assert item.state is DeliveryState.PENDING
+        assert item.state is OutboxState.PENDING
         assert item.next_attempt_at == 1030.0
         assert item.attempts == 1
     # Not due yet: nothing happens.
@@ -123,7 +123,7 @@ def test_destination_down_then_up_delivers_everything(
     summary = deliver_due(outbox, [_dest(port)], now=1090.0, policy=POLICY, timeouts=FAST)
     assert summary.sent == len(ids)
     assert sorted(scps[0].uids) == sorted(uid for uid, _ in results)
-    assert all(i.state is DeliveryState.SENT for i in outbox.all())
+    assert all(i.state is OutboxState.SENT for i in outbox.all())
     assert deliver_due(outbox, [_dest(port)], now=1e12, policy=POLICY, timeouts=FAST).attempted == 0
 
 
@@ -131,12 +131,12 @@ def test_rejected_calling_ae_fails_permanently(
     tmp_path: Path, results: list[tuple[str, Path]], port: int, scps: list[Received]
 ) -> None:
     scps.append(Received(port, require_calling=["SOMEONE"]))
-    outbox = SqliteOutbox(tmp_path / "outbox.sqlite")
-    enqueue(outbox, results[:2], [_dest(port)], now=0.0)
+    outbox = StoreOutbox(tmp_path / "jobs.sqlite3")
+    enqueue(outbox, results[:2], [_dest(port)], job_id=outbox.job_id, now=0.0)
     summary = deliver_due(outbox, [_dest(port)], now=0.0, policy=POLICY, timeouts=FAST)
     assert (summary.sent, summary.retried, summary.failed) == (0, 0, 2)
     for item in outbox.all():
-        assert item.state is DeliveryState.FAILED
+        assert item.state is OutboxState.FAILED
         assert "rejected the association permanently" in (item.last_error or "")
     assert deliver_due(outbox, [_dest(port)], now=1e12, policy=POLICY, timeouts=FAST).attempted == 0
     assert scps[0].uids == []
@@ -148,8 +148,8 @@ def test_unsupported_sop_class_fails_permanently(
     from pynetdicom.presentation import build_context
 
     scps.append(Received(port, contexts=[build_context(MRImageStorage)]))
-    outbox = SqliteOutbox(tmp_path / "outbox.sqlite")
-    enqueue(outbox, results, [_dest(port)], now=0.0)
+    outbox = StoreOutbox(tmp_path / "jobs.sqlite3")
+    enqueue(outbox, results, [_dest(port)], job_id=outbox.job_id, now=0.0)
     summary = deliver_due(outbox, [_dest(port)], now=0.0, policy=POLICY, timeouts=FAST)
     assert summary.failed == len(results) and summary.sent == 0
     assert all("accepted none" in (i.last_error or "") for i in outbox.all())
@@ -157,7 +157,7 @@ def test_unsupported_sop_class_fails_permanently(
 
 @pytest.mark.parametrize(
     ("status", "state"),
-    [(0xA700, DeliveryState.PENDING), (0xC000, DeliveryState.FAILED), (0xB000, DeliveryState.SENT)],
+    [(0xA700, OutboxState.PENDING), (0xC000, OutboxState.FAILED), (0xB000, OutboxState.SENT)],
 )
 def test_store_status_decides_retry_or_failure(
     tmp_path: Path,
@@ -165,15 +165,15 @@ def test_store_status_decides_retry_or_failure(
     port: int,
     scps: list[Received],
     status: int,
-    state: DeliveryState,
+    state: OutboxState,
 ) -> None:
     scps.append(Received(port, status=status))
-    outbox = SqliteOutbox(tmp_path / "outbox.sqlite")
-    enqueue(outbox, results[:1], [_dest(port)], now=0.0)
+    outbox = StoreOutbox(tmp_path / "jobs.sqlite3")
+    enqueue(outbox, results[:1], [_dest(port)], job_id=outbox.job_id, now=0.0)
     deliver_due(outbox, [_dest(port)], now=0.0, policy=POLICY, timeouts=FAST)
     item = outbox.all()[0]
     assert item.state is state
-    if state is not DeliveryState.SENT:
+    if state is not OutboxState.SENT:
         assert f"0x{status:04X}" in (item.last_error or "")
 
 
@@ -192,8 +192,8 @@ def test_dcmtk_storescp_receives_all_objects(
         stderr=subprocess.DEVNULL,
     )
     try:
-        outbox = SqliteOutbox(tmp_path / "outbox.sqlite")
-        enqueue(outbox, results, [_dest(port)], now=0.0)
+        outbox = StoreOutbox(tmp_path / "jobs.sqlite3")
+        enqueue(outbox, results, [_dest(port)], job_id=outbox.job_id, now=0.0)
         deadline = time.monotonic() + 20
         now = 0.0
         while time.monotonic() < deadline:
@@ -204,11 +204,11 @@ def test_dcmtk_storescp_receives_all_objects(
                 policy=RetryPolicy(initial_delay_s=0.1, max_delay_s=0.1),
                 timeouts=FAST,
             )
-            if all(i.state is DeliveryState.SENT for i in outbox.all()):
+            if all(i.state is OutboxState.SENT for i in outbox.all()):
                 break
             now += 1.0
             time.sleep(0.3)
-        assert all(i.state is DeliveryState.SENT for i in outbox.all())
+        assert all(i.state is OutboxState.SENT for i in outbox.all())
         stored = {
             str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in out.iterdir()
         }
@@ -223,8 +223,8 @@ def test_a_slow_object_does_not_starve_the_others(
 ) -> None:
     """A PACS slower than the DIMSE timeout on one object: that object is retried later
     with its own attempt count; every other object goes out in the same round."""
-    outbox = SqliteOutbox(tmp_path / "outbox.sqlite")
-    ids = enqueue(outbox, results, [_dest(port)], now=1000.0)
+    outbox = StoreOutbox(tmp_path / "jobs.sqlite3")
+    ids = enqueue(outbox, results, [_dest(port)], job_id=outbox.job_id, now=1000.0)
     slow_uid = outbox.due(1000.0)[0].sop_instance_uid
     stored: list[str] = []
 
@@ -248,5 +248,5 @@ def test_a_slow_object_does_not_starve_the_others(
     assert (summary.sent, summary.retried, summary.failed) == (len(ids) - 1, 1, 0)
     assert sorted(stored) == sorted(uid for uid, _ in results if uid != slow_uid)
     by_uid = {i.sop_instance_uid: i for i in outbox.all()}
-    assert by_uid[slow_uid].state is DeliveryState.PENDING and by_uid[slow_uid].attempts == 1
-    assert all(i.state is DeliveryState.SENT for u, i in by_uid.items() if u != slow_uid)
+    assert by_uid[slow_uid].state is OutboxState.PENDING and by_uid[slow_uid].attempts == 1
+    assert all(i.state is OutboxState.SENT for u, i in by_uid.items() if u != slow_uid)

@@ -23,7 +23,7 @@ from rgcds.results import (
     build_pet_segmentation,
     write_results,
 )
-from rgcds.results.export import DeliveryState, SqliteOutbox, deliver_due, enqueue
+from rgcds.results.export import deliver_due, enqueue
 from rgcds.results.testing import (
     PET_MODEL,
     SEG_MODEL,
@@ -37,6 +37,8 @@ from rgcds.results.testing import (
     make_pet_uptake,
     make_report_content,
 )
+from rgcds.store import OutboxState
+from tests.outbox import StoreOutbox
 
 pytestmark = pytest.mark.slow
 
@@ -150,11 +152,11 @@ def test_orthanc_files_each_object_in_its_study(
         port=orthanc.dicom_port,
         calling_ae_title="RGCDS",
     )
-    outbox = SqliteOutbox(tmp_path / "outbox.sqlite")
-    enqueue(outbox, written.files(), [destination], now=0.0)
+    outbox = StoreOutbox(tmp_path / "jobs.sqlite3")
+    enqueue(outbox, written.files(), [destination], job_id=outbox.job_id, now=0.0)
     summary = deliver_due(outbox, [destination], now=0.0)
     assert summary.sent == len(written.objects), [i.last_error for i in outbox.all()]
-    assert all(i.state is DeliveryState.SENT for i in outbox.all())
+    assert all(i.state is OutboxState.SENT for i in outbox.all())
     stored = {
         orthanc.instance_tags(i)["SOPInstanceUID"]: orthanc.instance_tags(i)
         for i in orthanc.instances()

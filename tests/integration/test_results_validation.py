@@ -21,7 +21,7 @@ from rgcds.results import (
     WrittenResults,
     write_results,
 )
-from rgcds.results.export import DeliveryState, SqliteOutbox, deliver_due, enqueue
+from rgcds.results.export import deliver_due, enqueue
 from rgcds.results.testing import (
     SEG_MODEL,
     make_labels,
@@ -29,6 +29,8 @@ from rgcds.results.testing import (
     make_not_analysed_content,
     make_report_content,
 )
+from rgcds.store import OutboxState
+from tests.outbox import StoreOutbox
 
 pytestmark = pytest.mark.slow
 
@@ -130,11 +132,11 @@ def test_orthanc_accepts_and_indexes_every_object(
         port=orthanc.dicom_port,
         calling_ae_title="RGCDS",
     )
-    outbox = SqliteOutbox(tmp_path / "outbox.sqlite")
-    enqueue(outbox, results.files(), [destination], now=0.0)
+    outbox = StoreOutbox(tmp_path / "jobs.sqlite3")
+    enqueue(outbox, results.files(), [destination], job_id=outbox.job_id, now=0.0)
     summary = deliver_due(outbox, [destination], now=0.0)
     assert summary.sent == len(results.objects), [i.last_error for i in outbox.all()]
-    assert all(i.state is DeliveryState.SENT for i in outbox.all())
+    assert all(i.state is OutboxState.SENT for i in outbox.all())
     stored = {
         orthanc.instance_tags(i)["SOPInstanceUID"]: orthanc.instance_tags(i)
         for i in orthanc.instances()
@@ -144,8 +146,8 @@ def test_orthanc_accepts_and_indexes_every_object(
     assert len(studies) == 1
     modalities = {tags.get("Modality") for tags in stored.values()}
     assert {"SEG", "SR", "DOC"} <= modalities
-    # Idempotent: a second delivery replaces, the PACS still holds one copy of each.
-    enqueue(outbox, results.files(), [destination], now=1.0)
+    # Idempotent: a re-run's delivery replaces, the PACS still holds one copy of each.
+    enqueue(outbox, results.files(), [destination], job_id=outbox.new_job(), now=1.0)
     deliver_due(outbox, [destination], now=1.0)
     assert len(orthanc.instances()) == len(results.objects)
 
