@@ -11,6 +11,7 @@ import structlog
 from rgcds.exceptions import ModelError
 from rgcds.inference.card import CARD_FILENAME, ModelCard, load_card
 from rgcds.inference.errors import ModelCardError, ModelNotFoundError
+from rgcds.inference.prediction_card import read_card, verify_weights
 
 logger = structlog.get_logger(__name__)
 
@@ -164,7 +165,7 @@ _PREDICTION_TASKS = ("classification", "survival")
 
 
 def _is_prediction_card(folder: Path) -> bool:
-    """Whether ``folder`` holds a marker or survival model (``rgcds.analysis.cards``)."""
+    """Whether ``folder`` holds a marker or survival model (a prediction card)."""
     import yaml
 
     try:
@@ -177,8 +178,6 @@ def _is_prediction_card(folder: Path) -> bool:
 
 
 def _verify_prediction_card(folder: Path) -> VerifyResult:
-    from rgcds.analysis.cards import read_card, verify_weights
-
     try:
         card = read_card(folder)
         verify_weights(card)
