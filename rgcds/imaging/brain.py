@@ -3,7 +3,7 @@
 """Brain extraction behind a small protocol, so a model-based extractor can replace it.
 
 The default :class:`TemplateBrainExtractor` registers a T1 template (MNI ICBM152 2009a, from
-:mod:`rgcds.phantom`) to the subject — rigid, then affine, Mattes MI, on images averaged down
+:mod:`rgcds.templates`) to the subject — rigid, then affine, Mattes MI, on images averaged down
 to about 3 mm — and carries the template's brain mask over at full resolution.
 """
 
@@ -41,8 +41,8 @@ class TemplateBrainExtractor:
     ----------
     template, template_mask
         A T1-weighted template and its brain mask (same grid). When ``None``, the MNI
-        ICBM152 2009a template of :func:`rgcds.phantom.template_t1` and
-        :func:`rgcds.phantom.template_brain_mask` are loaded on first use.
+        ICBM152 2009a template of :func:`rgcds.templates.template_t1` and
+        :func:`rgcds.templates.template_brain_mask` are loaded on first use.
     template_spacing
         Template and subject are averaged down to about this spacing (mm) for the
         registration, for speed; the mask is carried over at full resolution.
@@ -77,7 +77,7 @@ class TemplateBrainExtractor:
 
     def _load(self) -> tuple[sitk.Image, sitk.Image]:
         if self._template is None or self._mask is None:
-            from rgcds.phantom import template_brain_mask, template_t1
+            from rgcds.templates import template_brain_mask, template_t1
 
             self._template, self._mask = template_t1(), template_brain_mask()
         return self._template, self._mask

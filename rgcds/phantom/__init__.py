@@ -51,7 +51,6 @@ the PET has its own. ``truth/labels_t1c_native.nii.gz`` has exactly the geometry
 ImageSeriesReader gives for the T1c series.
 """
 
-from rgcds.phantom._template import template_brain_mask, template_t1
 from rgcds.phantom.clinical import ClinicalVariables, TumourParameters
 from rgcds.phantom.montage import write_montage
 from rgcds.phantom.postop import (
@@ -66,6 +65,7 @@ from rgcds.phantom.postop import (
 )
 from rgcds.phantom.simulate import PhantomError, SubjectVolumes, simulate_subject
 from rgcds.phantom.study import PhantomSeries, PhantomStudy, write_study
+from rgcds.templates import template_brain_mask, template_t1
 
 __all__ = [
     "LABEL_CAVITY",
