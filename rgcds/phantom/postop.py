@@ -32,7 +32,7 @@ Post-operative anatomy
   brain hull. Normal brain as in the pre-operative phantom (cortex about 1.35, white matter
   0.85).
 - **CTV** (ESTRO-EANO 2023): (cavity + residual enhancement) + 15 mm, clipped to the brain,
-  by :func:`rgcds.analysis.ctv.derive_ctv`.
+  by :func:`rgcds.imaging.ctv.derive_ctv`.
 
 Outcome model (time zero: the post-operative MR)
 ------------------------------------------------
@@ -74,7 +74,7 @@ import structlog
 from pydicom.uid import ExplicitVRLittleEndian
 from scipy import ndimage
 
-from rgcds.analysis.ctv import derive_ctv
+from rgcds.imaging.ctv import derive_ctv
 from rgcds.phantom import _dicom
 from rgcds.phantom._series import PROTOCOLS, Protocol, draw_poses, resample, series_geometry
 from rgcds.phantom._template import BoolArray, FloatArray, Grid, anatomy

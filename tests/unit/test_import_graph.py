@@ -6,11 +6,14 @@ everything.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+RGCDS = Path(__file__).resolve().parents[2] / "rgcds"
 HEAVY = ("SimpleITK", "scipy", "pandas", "onnxruntime", "prefect")
 
 
@@ -57,3 +60,33 @@ def test_old_locations_still_export_the_section_models() -> None:
     from rgcds.enums import SeriesRole as LeafRole
 
     assert SeriesRole is LeafRole
+
+
+#: (package, packages it must not import): the arrows that used to run upward.
+FORBIDDEN = {
+    "imaging": ("rgcds.phantom", "rgcds.analysis"),
+    "inference": ("rgcds.analysis",),
+    "phantom": ("rgcds.analysis",),
+    "settings": ("rgcds.analysis", "rgcds.study", "rgcds.inference", "rgcds.imaging"),
+}
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_no_upward_imports(package: str) -> None:
+    bad = [
+        f"{path.relative_to(RGCDS.parent)} imports {name}"
+        for path in sorted((RGCDS / package).rglob("*.py"))
+        for name in sorted(_imports(path))
+        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN[package])
+    ]
+    assert bad == []
