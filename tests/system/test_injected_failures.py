@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -116,8 +117,8 @@ def test_failure_in_each_step_ends_in_a_delivered_report(
     try:
         push_study(port, phantom_study.series[0].directory.parent, settings.listener.ae_title)
         job = wait_for_last_job(daemon, 600)
-        assert job is not None and job.state is JobState.DONE, job
-        assert job.job_id == 1
+        assert job is not None and job.state is JobState.DONE, (job, logs.getvalue()[-3000:])
+        assert job.job_id == 1, job
         assert job.reason is not None and f"'{step}'" in job.reason, job.reason
     finally:
         daemon.stop(timeout=60)
@@ -137,6 +138,9 @@ def test_failure_in_each_step_ends_in_a_delivered_report(
     else:
         assert "DOC" in modalities  # the "not analysed" PDF
     log = logs.getvalue()
-    assert "injected failure for the test" in log  # the traceback is in the log
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    # The traceback of the failure is in the log (as structlog's rendered "exception").
+    assert any("Traceback" in str(e.get("exception", "")) and "RuntimeError" in
+               str(e.get("exception", "")) for e in events), log[-3000:]
     for part in phantom_study.patient_name.replace("^", " ").split():
         assert part not in log
