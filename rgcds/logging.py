@@ -38,8 +38,11 @@ Values are scrubbed as whole tokens, case-insensitively:
   form the dataset held, also where an ISO time follows (``1951-07-04T10:15``).
 
 A token is a run of letters (of any script), digits, ``_`` and ``-``; a ``.`` between two
-digits also joins (UIDs, versions, dotted dates). So a value that is part of a longer
-token survives: ``phantom`` inside the model id ``brats-unet-phantom``,
+digits also joins (UIDs, versions, dotted dates), and so does a ``.`` between two
+lower-case ASCII letters (dotted identifiers such as the logger name
+``rgcds.phantom.postop``); no other ``.`` joins (``study.12345`` and ``study.PHA01`` keep
+the ID a token of its own). So a value that is part of a longer token survives:
+``phantom`` inside the model id ``brats-unet-phantom``,
 ``mgmt-phantom-demo`` or ``phantom_study``, or a patient ID ``826`` inside the UID
 ``1.2.826.0.1``; while ``Phantom`` alone, ``Phantom^Jane``, ``PHANTOM, JANE``, ``'Phantom'``
 or ``Phantom.`` at the end of a sentence are scrubbed.
@@ -107,10 +110,12 @@ _PHI_KEYS_NORM = frozenset(_norm(k) for k in _PHI_KEYS)
 
 # A value is scrubbed only where it stands as a whole token. A token is a run of word
 # characters (letters of any script, digits, "_") and "-"; a "." joins two digits (UIDs,
-# version numbers, dotted dates). Text is cut into tokens once, and each token is looked up
-# in a dictionary: the cost of scrubbing is linear in the text, whatever the number of
-# remembered values.
-_TOKEN = re.compile(r"(?:[\w-]|(?<=\d)\.(?=\d))+")
+# version numbers, dotted dates) and two lower-case ASCII letters (dotted identifiers: logger
+# names such as "rgcds.phantom.postop", event names such as "phantom.study_written"), but
+# nothing else ("study.12345" and "study.PHA01" keep the ID a token of its own). Text is cut into
+# tokens once, and each token is looked up in a dictionary: the cost of scrubbing is linear
+# in the text, whatever the number of remembered values.
+_TOKEN = re.compile(r"(?:[\w-]|(?<=\d)\.(?=\d)|(?<=[a-z])\.(?=[a-z]))+")
 # A date may run on into an ISO or DICOM date-time ("1951-07-04T10:15", "19510704T1015").
 _DATE_TIME = re.compile(r"(\d[\d./-]*\d)T\d")
 # Between the words of one name; adjacent redacted name words become one redaction.

@@ -123,6 +123,13 @@ def test_phi_tokens_are_scrubbed(phantom_phi: io.StringIO, text: str) -> None:
         assert part not in out.lower()
 
 
+def test_a_dot_joins_letters_and_digits_but_not_a_letter_and_a_digit(
+    phantom_phi: io.StringIO,
+) -> None:
+    assert _logged(phantom_phi, "Phantom. Next") == f"{REDACTED}. Next"
+    assert "pha000000001" not in _logged(phantom_phi, "study.PHA000000001").lower()
+
+
 def test_a_full_name_is_one_redaction(phantom_phi: io.StringIO) -> None:
     assert _logged(phantom_phi, "PHANTOM, JANE Q") == REDACTED
     assert _logged(phantom_phi, "Phantom^Jane^Q") == REDACTED
@@ -134,6 +141,7 @@ def test_a_full_name_is_one_redaction(phantom_phi: io.StringIO) -> None:
         '"model_id": "brats-unet-phantom"', "mgmt-phantom-demo", "phantom_study", "phantoms",
         "PhantomX", "janet", "1.2.840.19170317.5", "219170317", "x-PHA000000001",
         "ACC421", "lipid", "a joke, in lower case: li jo q", "Quality",
+        "rgcds.phantom.postop", "phantom.postop_written",
     ],
 )
 def test_words_that_only_contain_phi_survive(phantom_phi: io.StringIO, text: str) -> None:
