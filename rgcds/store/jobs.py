@@ -192,8 +192,16 @@ class JobStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # 0640 whatever the umask, before SQLite opens it: SQLite gives the -wal and
-            # -shm files it creates the database file's mode.
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o640))
+            # -shm files it creates the database file's mode. Only a missing file is
+            # created this way: closing a descriptor of a database file that another
+            # connection of this process has open drops that connection's POSIX locks
+            # (fcntl locks belong to the process and the file), which lets another process
+            # checkpoint and reset the WAL under it - committed transactions were lost.
+            if not self.path.exists():
+                try:
+                    os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o640))
+                except FileExistsError:
+                    pass  # created meanwhile by another process: nothing of ours is open
             for f in (self.path, *(Path(f"{self.path}{x}") for x in ("-wal", "-shm"))):
                 if f.exists():
                     os.chmod(f, 0o640)
