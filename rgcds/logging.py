@@ -342,6 +342,11 @@ class _PhiValues:
         """(start, end, kind) of every remembered value in ``text``, longest first."""
         root, exact = self._root, self._exact
         tokens = list(_TOKEN.finditer(text))
+        if REDACTED in text:
+            # Never scrub inside an earlier redaction (a patient named "Phi" must not turn
+            # "[PHI redacted]" into "[[PHI redacted] redacted]").
+            marks = [(m.start(), m.end()) for m in re.finditer(re.escape(REDACTED), text)]
+            tokens = [t for t in tokens if not any(a <= t.start() < b for a, b in marks)]
         spans: list[tuple[int, int, int]] = []
         i, n = 0, len(tokens)
         while i < n:

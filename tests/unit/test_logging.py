@@ -166,6 +166,14 @@ def test_remembered_raw_values_and_names_of_unknown_kind(stream: io.StringIO) ->
 # --- Python warnings go through the scrubber -----------------------------------------------
 
 
+def test_a_redaction_is_never_scrubbed_again(stream: io.StringIO) -> None:
+    # A patient named "Phi" (the listener tests have "Status^Phi") or "Redacted".
+    remember_phi_values(["Status^Phi", "Redacted^Ann", "1917.03.17"])
+    out = _logged(stream, "Invalid value for VR DA: '1917.03.17', patient Phi")
+    assert out == f"Invalid value for VR DA: '{REDACTED}', patient {REDACTED}"
+    assert _logged(stream, f"already {REDACTED}") == f"already {REDACTED}"
+
+
 def test_warnings_are_logged_and_scrubbed(
     stream: io.StringIO, capsys: pytest.CaptureFixture[str]
 ) -> None:
