@@ -162,6 +162,16 @@ def phantom_study(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return write_study(tmp_path_factory.mktemp("phantom"), seed=1, size="small", with_pet=True)
 
 
+def dciodvfy(path: Path) -> tuple[list[str], list[str]]:
+    """dciodvfy's ``Error`` and ``Warning`` lines for one object (skips without the tool)."""
+    tool = require_tool("dciodvfy", "dicom3tools")
+    proc = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120)
+    lines = (proc.stdout + proc.stderr).splitlines()
+    errors = [line for line in lines if line.startswith("Error")]
+    warnings = [line for line in lines if line.startswith("Warning")]
+    return errors, warnings
+
+
 def require_tool(name: str, package: str) -> str:
     """Return the path of a command-line tool or skip the test with the reason."""
     path = shutil.which(name)

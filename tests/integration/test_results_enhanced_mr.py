@@ -10,8 +10,6 @@ own geometry, not by the writer's bookkeeping); every object passes dciodvfy.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from rgcds.config import Settings, load_settings
 from rgcds.pipeline import StudyContext, run_study
 from rgcds.results.content import frame_macro
 from rgcds.results.testing import write_enhanced_series
+from tests.conftest import dciodvfy
 
 pytestmark = pytest.mark.slow
 
@@ -179,19 +178,8 @@ def test_overlays_reference_frames_of_the_multiframe_image(enhanced_run: dict[st
         assert 1 <= int(ref.ReferencedFrameNumber) <= int(source.NumberOfFrames)
 
 
-def _dciodvfy(path: Path) -> tuple[list[str], list[str]]:
-    tool = shutil.which("dciodvfy")
-    if tool is None:
-        pytest.skip("dciodvfy is not installed (Debian package 'dicom3tools').")
-    proc = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120)
-    lines = (proc.stdout + proc.stderr).splitlines()
-    errors = [line for line in lines if line.startswith("Error")]
-    warnings = [line for line in lines if line.startswith("Warning")]
-    return errors, warnings
-
-
 def test_dciodvfy_finds_no_errors(enhanced_run: dict[str, Any]) -> None:
     for ds, path in enhanced_run["objects"]:
-        errors, warnings = _dciodvfy(path)
+        errors, warnings = dciodvfy(path)
         assert errors == [], (ds.Modality, errors)
         assert [w for w in warnings if _ACCEPTED_WARNING not in w] == [], (ds.Modality, warnings)

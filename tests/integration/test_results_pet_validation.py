@@ -4,8 +4,6 @@ PET SEG read back by highdicom holds exactly the PET masks."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ from rgcds.results.testing import (
     make_report_content,
 )
 from rgcds.store import OutboxState
+from tests.conftest import dciodvfy
 from tests.outbox import StoreOutbox
 
 pytestmark = pytest.mark.slow
@@ -78,22 +77,11 @@ def written(
     )
 
 
-def _dciodvfy(path: Path) -> tuple[list[str], list[str]]:
-    tool = shutil.which("dciodvfy")
-    if tool is None:
-        pytest.skip("dciodvfy is not installed (Debian package 'dicom3tools').")
-    proc = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120)
-    lines = (proc.stdout + proc.stderr).splitlines()
-    errors = [line for line in lines if line.startswith("Error")]
-    warnings = [line for line in lines if line.startswith("Warning")]
-    return errors, warnings
-
-
 def test_dciodvfy_finds_no_errors(written: WrittenResults) -> None:
     kinds = {o.kind for o in written.objects}
     assert {"pet-seg", "sr", "pet-sc", "pdf"} <= kinds
     for obj in written.objects:
-        errors, warnings = _dciodvfy(obj.path)
+        errors, warnings = dciodvfy(obj.path)
         assert errors == [], (obj.kind, errors)
         assert [w for w in warnings if _ACCEPTED_WARNING not in w] == [], (obj.kind, warnings)
 
@@ -131,7 +119,7 @@ def test_phantom_pet_series_seg_is_valid(phantom_study: Any, tmp_path: Path) -> 
     assert seg is not None
     path = tmp_path / "pet-seg.dcm"
     seg.save_as(path)
-    errors, warnings = _dciodvfy(path)
+    errors, warnings = dciodvfy(path)
     assert errors == []
     assert [w for w in warnings if _ACCEPTED_WARNING not in w] == []
 

@@ -4,8 +4,6 @@ SEG read back by highdicom holds exactly the pipeline's masks."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from rgcds.results.testing import (
     make_report_content,
 )
 from rgcds.store import OutboxState
+from tests.conftest import dciodvfy
 from tests.outbox import StoreOutbox
 
 pytestmark = pytest.mark.slow
@@ -56,17 +55,6 @@ def written(
     return results, labels
 
 
-def _dciodvfy(path: Path) -> tuple[list[str], list[str]]:
-    tool = shutil.which("dciodvfy")
-    if tool is None:
-        pytest.skip("dciodvfy is not installed (Debian package 'dicom3tools').")
-    proc = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120)
-    lines = (proc.stdout + proc.stderr).splitlines()
-    errors = [line for line in lines if line.startswith("Error")]
-    warnings = [line for line in lines if line.startswith("Warning")]
-    return errors, warnings
-
-
 # The only warning we accept: dciodvfy does not know our private coding scheme (declared in
 # the SR's Coding Scheme Identification Sequence).
 _ACCEPTED_WARNING = "Unrecognized defined term <99RGCDS>"
@@ -76,7 +64,7 @@ def test_dciodvfy_finds_no_errors(written: tuple[WrittenResults, np.ndarray]) ->
     results, _ = written
     assert {o.kind for o in results.objects} == {"seg", "sr", "sc", "pdf"}
     for obj in results.objects:
-        errors, warnings = _dciodvfy(obj.path)
+        errors, warnings = dciodvfy(obj.path)
         assert errors == [], (obj.kind, errors)
         assert [w for w in warnings if _ACCEPTED_WARNING not in w] == [], (obj.kind, warnings)
 
@@ -94,7 +82,7 @@ def test_dciodvfy_finds_no_errors_postoperative(source: SourceSeries, tmp_path: 
     )
     assert {o.kind for o in results.objects} == {"seg", "sr"}
     for obj in results.objects:
-        errors, warnings = _dciodvfy(obj.path)
+        errors, warnings = dciodvfy(obj.path)
         assert errors == [], (obj.kind, errors)
         assert [w for w in warnings if _ACCEPTED_WARNING not in w] == [], (obj.kind, warnings)
 
@@ -102,7 +90,7 @@ def test_dciodvfy_finds_no_errors_postoperative(source: SourceSeries, tmp_path: 
 def test_dciodvfy_not_analysed(source: SourceSeries, tmp_path: Path) -> None:
     content = make_not_analysed_content(StudyIdentity.from_dataset(source.datasets[0]))
     for obj in write_results(tmp_path, content).objects:
-        errors, _ = _dciodvfy(obj.path)
+        errors, _ = dciodvfy(obj.path)
         assert errors == [], (obj.kind, errors)
 
 
@@ -174,7 +162,7 @@ def test_phantom_study_end_to_end(tmp_path: Path) -> None:
         segmentation=SegmentationResult(labels, SEG_MODEL),
     )
     for obj in results.objects:
-        errors, _ = _dciodvfy(obj.path)
+        errors, _ = dciodvfy(obj.path)
         assert errors == [], (obj.kind, errors)
     seg = hd.seg.segread(results.of_kind("seg")[0].path)
     pixels = seg.get_pixels_by_source_instance(
