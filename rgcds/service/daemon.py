@@ -476,10 +476,12 @@ class Daemon:
                           "the job resumes at next start", error=reason)
             return
         stage = getattr(exc, "stage", None)
-        self.metrics.studies_failed.labels(stage if isinstance(stage, str) else "unknown").inc()
+        # The log line before the counter: whoever watches the counter sees a failure whose
+        # line is already written.
         log.error("processing failed", error=reason, error_type=type(exc).__name__,
                   stage=stage if isinstance(stage, str) else None,
                   fallback_report=reported, exc_info=exc)
+        self.metrics.studies_failed.labels(stage if isinstance(stage, str) else "unknown").inc()
         if reported:
             self.wake_delivery()
 

@@ -180,6 +180,9 @@ def _ingest(study_dir: Path, root: Path) -> tuple[JobStore, int]:
     for path in sorted(study_dir.rglob("*.dcm")):
         data = path.read_bytes()
         ingest(read_instance_meta(data), data)
+    # The indexer thread records instances after the journal append: every instance is
+    # indexed before the job is queued (a late one would set it back to receiving).
+    assert ingest.close(), "the ingestor did not index every instance"
     (job,) = jobs.jobs()
     jobs.mark(job.job_id, JobState.STABLE)
     jobs.mark(job.job_id, JobState.QUEUED)
