@@ -30,7 +30,12 @@ from pydantic_settings import (
 )
 
 from rgcds.exceptions import ConfigError
-from rgcds.settings import ClassificationSettings, InferenceSettings, PetSettings
+from rgcds.settings import (
+    ClassificationSettings,
+    InferenceSettings,
+    PetSettings,
+    PreprocessingSettings,
+)
 
 _AE_MAX = 16
 
@@ -253,6 +258,7 @@ class Settings(BaseSettings):
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     pet: PetSettings = Field(default_factory=PetSettings)
+    preprocessing: PreprocessingSettings = Field(default_factory=PreprocessingSettings)
     pairing: PairingSettings = Field(default_factory=PairingSettings)
     query: QuerySettings | None = None
     research_mode: bool = False

@@ -37,6 +37,15 @@ _TEMPLATE_FILES: dict[str, str] = {
     "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
 }
 
+#: The full-head (not skull-stripped) T1 and T2 of the same template, on the same 1 mm grid,
+#: as the ``raidionicsrads`` wheel bundles them (BSD-2-Clause, SINTEF).
+_FULL_HEAD_DIR = "raidionicsrads/Atlases/mni_icbm152_nlin_sym_09a"
+_FULL_HEAD_FILES: dict[str, str] = {
+    "head_t1": "mni_icbm152_t1_tal_nlin_sym_09a.nii",
+    "head_t2": "mni_icbm152_t2_tal_nlin_sym_09a.nii",
+    "head_mask": "mni_icbm152_t1_tal_nlin_sym_09a_mask.nii",
+}
+
 
 @dataclass(frozen=True)
 class Grid:
@@ -116,9 +125,33 @@ def _template_file(name: str) -> Path:
         return Path(path)
 
 
+def _full_head_file(name: str) -> Path:
+    """Locate a full-head template file in the installed ``raidionicsrads`` distribution.
+
+    Found through the distribution's metadata, without importing the package (its import pulls
+    in a segmentation toolkit rgcds does not use).
+    """
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        located = distribution("raidionicsrads").locate_file(
+            f"{_FULL_HEAD_DIR}/{_FULL_HEAD_FILES[name]}"
+        )
+    except PackageNotFoundError as exc:
+        raise FileNotFoundError(
+            "The full-head MNI ICBM152 2009a template comes from the raidionicsrads wheel, "
+            "which is not installed (make install installs it)."
+        ) from exc
+    path = Path(str(located))
+    if not path.is_file():
+        raise FileNotFoundError(f"raidionicsrads has no {_FULL_HEAD_FILES[name]} at {path}.")
+    return path
+
+
 def _load_lps(name: str) -> tuple[FloatArray, tuple[float, float, float]]:
     """Load one template file as an LPS ``(z, y, x)`` float32 array and its origin."""
-    img = nib.as_closest_canonical(nib.load(_template_file(name)))
+    source = _full_head_file(name) if name in _FULL_HEAD_FILES else _template_file(name)
+    img = nib.as_closest_canonical(nib.load(source))
     data = np.asarray(img.dataobj, dtype=np.float32)
     affine = np.asarray(img.affine, dtype=np.float64)
     if not np.allclose(affine[:3, :3], np.diag(np.diag(affine[:3, :3]))):
@@ -135,7 +168,7 @@ def _load_lps(name: str) -> tuple[FloatArray, tuple[float, float, float]]:
     return np.ascontiguousarray(data.transpose(2, 1, 0)), origin
 
 
-@functools.lru_cache(maxsize=3)
+@functools.lru_cache(maxsize=6)
 def _template_array(name: str) -> tuple[FloatArray, tuple[float, float, float]]:
     """Return one template map (probabilities scaled to 0-1 for GM/WM) and its origin."""
     data, origin = _load_lps(name)
@@ -210,6 +243,26 @@ def _template_mask_image() -> sitk.Image:
     return Grid(origin, 1.0, _shape3(gm)).to_image(mask.astype(np.uint8))
 
 
+@functools.lru_cache(maxsize=1)
+def _head_t1_image() -> sitk.Image:
+    t1, origin = _template_array("head_t1")
+    return Grid(origin, 1.0, _shape3(t1)).to_image(t1)
+
+
+def template_head_t1() -> sitk.Image:
+    """Return the full-head (scalp, skull, face, upper neck) T1 of the same template.
+
+    Same 1 mm grid as :func:`template_t1`, so :func:`template_brain_mask` is its brain mask.
+    Cached; each call returns a copy.
+
+    Returns
+    -------
+    SimpleITK.Image
+        Float32 image, intensities as in the raidionicsrads file (white matter about 84).
+    """
+    return sitk.Image(_head_t1_image())
+
+
 def template_t1() -> sitk.Image:
     """Return the MNI ICBM152 2009a T1 template (1 mm, LPS, identity direction).
 
@@ -246,5 +299,6 @@ __all__ = [
     "fill_holes",
     "signed_distance",
     "template_brain_mask",
+    "template_head_t1",
     "template_t1",
 ]

@@ -4,7 +4,12 @@ Everything here takes and returns SimpleITK images and frozen dataclasses; no DI
 """
 
 from rgcds.imaging.bias import n4_correct
-from rgcds.imaging.brain import BrainExtractor, TemplateBrainExtractor
+from rgcds.imaging.brain import (
+    AtlasAlignedExtractor,
+    BrainExtractor,
+    TemplateBrainExtractor,
+    make_brain_extractor,
+)
 from rgcds.imaging.normalise import zscore
 from rgcds.imaging.preprocess import (
     REFERENCE_ORDER,
@@ -30,6 +35,7 @@ from rgcds.imaging.resample import (
 
 __all__ = [
     "REFERENCE_ORDER",
+    "AtlasAlignedExtractor",
     "BrainExtractor",
     "GridGeometry",
     "Initializer",
@@ -41,6 +47,7 @@ __all__ = [
     "TemplateBrainExtractor",
     "choose_reference",
     "is_label_image",
+    "make_brain_extractor",
     "model_grid",
     "n4_correct",
     "preprocess_study",

@@ -2,13 +2,17 @@
 # mypy: disallow-untyped-calls=False, warn-return-any=False
 """Brain extraction behind a small protocol, so a model-based extractor can replace it.
 
-The default :class:`TemplateBrainExtractor` registers a T1 template (MNI ICBM152 2009a, from
+:class:`TemplateBrainExtractor` registers a T1 template (the full-head MNI ICBM152 2009a, from
 :mod:`rgcds.templates`) to the subject — rigid, then affine, Mattes MI, on images averaged down
-to about 3 mm — and carries the template's brain mask over at full resolution.
+to about 3 mm — and carries the template's brain mask over at full resolution. The learned
+alternative is :class:`rgcds.imaging.deepbet.DeepbetBrainExtractor`; ``[preprocessing]
+brain_extractor`` chooses (:func:`make_brain_extractor`), measured by
+``bench/brain_extraction.py``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import SimpleITK as sitk
@@ -21,6 +25,7 @@ from rgcds.imaging.registration import (
     register_rigid,
 )
 from rgcds.imaging.resample import GridGeometry, resample_onto
+from rgcds.settings.preprocessing import PreprocessingSettings
 
 logger = structlog.get_logger(__name__)
 
@@ -40,9 +45,11 @@ class TemplateBrainExtractor:
     Parameters
     ----------
     template, template_mask
-        A T1-weighted template and its brain mask (same grid). When ``None``, the MNI
-        ICBM152 2009a template of :func:`rgcds.templates.template_t1` and
-        :func:`rgcds.templates.template_brain_mask` are loaded on first use.
+        A T1-weighted template and its brain mask (same grid). When ``None``, the full-head
+        MNI ICBM152 2009a T1 of :func:`rgcds.templates.template_head_t1` and
+        :func:`rgcds.templates.template_brain_mask` are loaded on first use: a scanner image
+        shows the whole head, and a full-head template's moments and scalp match it (the
+        skull-stripped template started oblique heads 10-15 degrees off).
     template_spacing
         Template and subject are averaged down to about this spacing (mm) for the
         registration, for speed; the mask is carried over at full resolution.
@@ -77,9 +84,9 @@ class TemplateBrainExtractor:
 
     def _load(self) -> tuple[sitk.Image, sitk.Image]:
         if self._template is None or self._mask is None:
-            from rgcds.templates import template_brain_mask, template_t1
+            from rgcds.templates import template_brain_mask, template_head_t1
 
-            self._template, self._mask = template_t1(), template_brain_mask()
+            self._template, self._mask = template_head_t1(), template_brain_mask()
         return self._template, self._mask
 
     def __call__(self, image: sitk.Image) -> sitk.Image:
@@ -114,6 +121,45 @@ class TemplateBrainExtractor:
         return brain
 
 
+class AtlasAlignedExtractor:
+    """A brain extractor plus the template registration that places the brain in MNI space.
+
+    The mask is ``extractor``'s; :attr:`last_transform` (subject -> template, what tumour
+    location uses) comes from a :class:`TemplateBrainExtractor` run on the same image, its
+    mask discarded.
+    """
+
+    def __init__(self, extractor: BrainExtractor, atlas: TemplateBrainExtractor | None = None,
+                 ) -> None:
+        self.extractor = extractor
+        self.atlas = atlas or TemplateBrainExtractor()
+        self.last_transform: sitk.Transform | None = None
+
+    def __call__(self, image: sitk.Image) -> sitk.Image:
+        """Return ``extractor``'s mask and keep the template registration."""
+        mask = self.extractor(image)
+        self.atlas(image)
+        self.last_transform = self.atlas.last_transform
+        return mask
+
+
+def make_brain_extractor(
+    settings: PreprocessingSettings, models_root: Path | None = None
+) -> TemplateBrainExtractor | AtlasAlignedExtractor:
+    """The brain extractor ``[preprocessing] brain_extractor`` names.
+
+    Both kinds expose ``last_transform`` (subject -> MNI template) after a call.
+    """
+    if settings.brain_extractor == "template":
+        return TemplateBrainExtractor()
+    from rgcds.imaging.deepbet import DeepbetBrainExtractor
+
+    learned = DeepbetBrainExtractor(
+        models_root, crop_shape=settings.deepbet_crop, threads=settings.threads
+    )
+    return AtlasAlignedExtractor(learned)
+
+
 def _coarsen(image: sitk.Image, spacing: float) -> sitk.Image:
     """Average voxels down to about ``spacing`` mm (BinShrink; a no-op for coarse images)."""
     factors = [max(1, round(spacing / s)) for s in image.GetSpacing()]
@@ -121,4 +167,9 @@ def _coarsen(image: sitk.Image, spacing: float) -> sitk.Image:
     return image if factors == [1, 1, 1] else sitk.BinShrink(image, factors)
 
 
-__all__ = ["BrainExtractor", "TemplateBrainExtractor"]
+__all__ = [
+    "AtlasAlignedExtractor",
+    "BrainExtractor",
+    "TemplateBrainExtractor",
+    "make_brain_extractor",
+]

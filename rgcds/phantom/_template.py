@@ -1,15 +1,16 @@
 # mypy: disable-error-code="no-untyped-call"
 # (SimpleITK ships no type information.)
-"""The anatomy the phantom is built on, on simulation grids derived from the brain template.
+"""The anatomy the phantom is built on, on simulation grids derived from the template.
 
 The template (MNI ICBM152 2009a, from the ``nilearn`` wheel) and its loader live in
 :mod:`rgcds.templates`, which production brain extraction uses too; the names this module used
 to define there (``Grid``, ``template_t1``, ``template_brain_mask``, ...) are re-exported.
 Coordinates are DICOM/ITK patient coordinates (LPS), identity direction, arrays ``(z, y, x)``.
 
-The nilearn template is skull-stripped. For realistic MR images the phantom adds a simple
-synthetic head around it (extra-cerebral CSF, inner and outer skull table, diploic marrow,
-galea, subcutaneous fat and skin), built from the distance to a smoothed brain hull.
+The nilearn template is skull-stripped; the head around the brain (scalp, skull, marrow, fat,
+muscle, globes and lenses, sinuses, dura, venous sinuses, upper neck) comes from the full-head
+T1 and T2 of the same template (:mod:`rgcds.phantom._head`). Each subject's anatomy is then
+deformed (:mod:`rgcds.phantom._variation`), so no two subjects share the template's shape.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
+from rgcds.phantom._head import HEAD_CLASSES, head_tissues
 from rgcds.templates import (
     BoolArray,
     FloatArray,
@@ -30,19 +31,11 @@ from rgcds.templates import (
     signed_distance,
 )
 
-#: Padding (mm) added around the template box so that the synthetic head fits.
+#: Padding (mm) added around the template box.
 _PAD_MM = 20
-
-#: Synthetic head layers: (class, inner distance mm, outer distance mm) from the brain hull.
-_HEAD_LAYERS: tuple[tuple[str, float, float], ...] = (
-    ("csf", 0.0, 1.5),
-    ("bone", 1.5, 3.0),
-    ("fat", 3.0, 5.0),  # diploic marrow: fatty, behaves like fat on MR
-    ("bone", 5.0, 6.5),
-    ("soft", 6.5, 8.0),  # galea / temporalis muscle
-    ("fat", 8.0, 11.0),
-    ("soft", 11.0, 12.5),  # skin
-)
+#: Extra padding (mm) below the template box, filled by extruding its lowest slice: the neck
+#: down to where a 3D sagittal acquisition's field of view ends.
+_NECK_MM = 40
 
 #: Simulation grid spacing (mm) per size.
 SIZE_SPACING_MM: dict[str, int] = {"small": 2, "full": 1}
@@ -56,12 +49,18 @@ class Anatomy:
     ----------
     grid : Grid
         The simulation grid.
-    gm, wm, csf, bone, fat, soft : numpy.ndarray
-        Tissue volume fractions (float32, ``(z, y, x)``); the remainder is air.
+    gm, wm, csf : numpy.ndarray
+        Brain tissue volume fractions (float32, ``(z, y, x)``); ``csf`` includes the
+        subarachnoid space outside the hull.
+    dura, vessel, bone, marrow, fat, eye, lens, soft : numpy.ndarray
+        The head's other tissues (:data:`rgcds.phantom._head.HEAD_CLASSES`); the remainder of
+        each voxel is air.
     brain_mask : numpy.ndarray
-        Template brain mask (GM + WM + ventricles and enclosed CSF), boolean.
+        Brain mask (GM + WM + ventricles and enclosed CSF), boolean.
     hull_distance : numpy.ndarray
         Signed distance (mm) to the smoothed brain hull, negative inside.
+    head_mask : numpy.ndarray
+        Everything inside the skin, boolean.
     """
 
     grid: Grid
@@ -73,6 +72,16 @@ class Anatomy:
     soft: FloatArray
     brain_mask: BoolArray
     hull_distance: FloatArray
+    dura: FloatArray
+    vessel: FloatArray
+    marrow: FloatArray
+    eye: FloatArray
+    lens: FloatArray
+    head_mask: BoolArray
+
+    def head_tissues(self) -> dict[str, FloatArray]:
+        """The non-brain tissue fractions by class name."""
+        return {name: getattr(self, name) for name in HEAD_CLASSES}
 
 
 def _block_mean(array: FloatArray, factor: int) -> FloatArray:
@@ -83,16 +92,9 @@ def _block_mean(array: FloatArray, factor: int) -> FloatArray:
     return np.asarray(view.mean(axis=(1, 3, 5)), dtype=np.float32)
 
 
-def _layer_fraction(distance: FloatArray, inner: float, outer: float, width: float) -> FloatArray:
-    """Partial-volume fraction of the shell ``inner < d <= outer`` for a box voxel of ``width``."""
-    lo = np.maximum(distance - width / 2, inner)
-    hi = np.minimum(distance + width / 2, outer)
-    return np.asarray(np.clip((hi - lo) / width, 0.0, 1.0), dtype=np.float32)
-
-
 @functools.lru_cache(maxsize=2)
 def anatomy(size: str) -> Anatomy:
-    """Return the normal anatomy on the simulation grid of ``size`` (cached).
+    """Return the template's full-head anatomy on the simulation grid of ``size`` (cached).
 
     Parameters
     ----------
@@ -102,19 +104,27 @@ def anatomy(size: str) -> Anatomy:
     Returns
     -------
     Anatomy
-        Tissue fractions of the template brain plus the synthetic head.
+        Tissue fractions of the template brain and head (undeformed: each subject's anatomy
+        is :func:`rgcds.phantom._variation.subject_anatomy`).
     """
     factor = SIZE_SPACING_MM[size]
     gm1, origin = _template_array("gm")
     wm1, _ = _template_array("wm")
+    head1, head_mask1, hull1 = head_tissues()
     pad = _PAD_MM
-    shape = np.array(gm1.shape) + 2 * pad
+    neck = _NECK_MM
+    shape = np.array(gm1.shape) + 2 * pad + np.array([neck, 0, 0])
     shape = ((shape + factor - 1) // factor) * factor
-    extra = shape - np.array(gm1.shape) - 2 * pad
+    extra = shape - np.array(gm1.shape) - 2 * pad - np.array([neck, 0, 0])
+    below = pad + neck
 
     def padded(a: FloatArray) -> FloatArray:
-        widths = [(pad, pad + int(e)) for e in extra]
-        return _block_mean(np.pad(np.clip(a, 0.0, 1.0), widths), factor)
+        # The neck: the lowest template slice extruded downwards; the rest of the pad is air.
+        a = np.clip(a, 0.0, 1.0).astype(np.float32)
+        a = np.concatenate([np.repeat(a[:1], neck, axis=0), a], axis=0)
+        widths = [(pad, pad + int(extra[0])), (pad, pad + int(extra[1])),
+                  (pad, pad + int(extra[2]))]
+        return _block_mean(np.pad(a, widths), factor)
 
     gm = padded(gm1)
     wm = padded(wm1)
@@ -123,30 +133,27 @@ def anatomy(size: str) -> Anatomy:
     gm[over] /= total[over]
     wm[over] /= total[over]
     spacing = float(factor)
-    mask = _mask_from_tissue(gm + wm, spacing)
-    # Brain hull: smoothed mask; inside it everything that is not GM/WM is CSF.
-    hull = ndimage.gaussian_filter(mask.astype(np.float32), sigma=3.0 / spacing) > 0.5
+    hull_f = np.asarray(hull1, dtype=np.float32)
+    hull_f[0] = 0.0  # the brain ends at the template's lowest slice; below it is the cord
+    hull = padded(hull_f) > 0.5
+    mask = _mask_from_tissue(gm + wm, spacing) & hull
     hull_c = fill_holes(hull | mask)
-    csf = np.asarray(np.where(hull_c, np.clip(1.0 - gm - wm, 0.0, 1.0), 0.0), dtype=np.float32)
-    hull_distance = signed_distance(hull_c, spacing)
-    # Maurer distances run between voxel centres; the hull surface lies half a voxel inside.
-    shell_d = np.asarray(np.where(hull_c, -1.0, hull_distance - spacing / 2), dtype=np.float32)
-    classes: dict[str, FloatArray] = {
-        "csf": np.zeros_like(gm),
-        "bone": np.zeros_like(gm),
-        "fat": np.zeros_like(gm),
-        "soft": np.zeros_like(gm),
-    }
-    for name, inner, outer in _HEAD_LAYERS:
-        classes[name] += _layer_fraction(shell_d, inner, outer, spacing)
-    outside = 1.0 - np.clip(gm + wm + csf, 0.0, 1.0)
-    for name in classes:
-        classes[name] *= outside
-    # Neck: below the cerebellum the synthetic head is left open (soft tissue column).
+    csf_in = np.where(hull_c, np.clip(1.0 - gm - wm, 0.0, 1.0), 0.0)
+    tissues = {name: padded(head1[name]) for name in HEAD_CLASSES}
+    csf_out = padded(head1["csf_shell"])
+    # The cord and its CSF below the brain: the extruded brain fractions outside the hull.
+    cord = np.where(hull_c, 0.0, gm + wm)
+    cord_csf = np.where(hull_c, 0.0, np.clip(padded(np.where(hull1, 1.0, 0.0).astype(
+        np.float32)) - gm - wm, 0.0, 1.0))
+    outside = np.clip(1.0 - np.where(hull_c, 1.0, cord + cord_csf), 0.0, 1.0)
+    for name in tissues:
+        tissues[name] = np.asarray(tissues[name] * outside, dtype=np.float32)
+    csf = np.asarray(csf_in + csf_out * outside + cord_csf, dtype=np.float32)
+    head_mask = padded(np.asarray(head_mask1, dtype=np.float32)) > 0.5
     grid_origin = (
         origin[0] - pad + (factor - 1) / 2,
         origin[1] - pad + (factor - 1) / 2,
-        origin[2] - pad + (factor - 1) / 2,
+        origin[2] - below + (factor - 1) / 2,
     )
     grid = Grid(
         (float(grid_origin[0]), float(grid_origin[1]), float(grid_origin[2])),
@@ -157,12 +164,18 @@ def anatomy(size: str) -> Anatomy:
         grid=grid,
         gm=gm.astype(np.float32),
         wm=wm.astype(np.float32),
-        csf=np.asarray(csf + classes["csf"], dtype=np.float32),
-        bone=classes["bone"],
-        fat=classes["fat"],
-        soft=classes["soft"],
+        csf=csf,
+        bone=tissues["bone"],
+        fat=tissues["fat"],
+        soft=tissues["soft"],
         brain_mask=mask,
-        hull_distance=hull_distance,
+        hull_distance=signed_distance(hull_c, spacing),
+        dura=tissues["dura"],
+        vessel=tissues["vessel"],
+        marrow=tissues["marrow"],
+        eye=tissues["eye"],
+        lens=tissues["lens"],
+        head_mask=head_mask,
     )
 
 

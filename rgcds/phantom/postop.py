@@ -77,11 +77,12 @@ from scipy import ndimage
 from rgcds.imaging.ctv import derive_ctv
 from rgcds.phantom import _dicom
 from rgcds.phantom._series import PROTOCOLS, Protocol, draw_poses, resample, series_geometry
-from rgcds.phantom._template import BoolArray, FloatArray, Grid, anatomy
+from rgcds.phantom._template import BoolArray, FloatArray, Grid
 from rgcds.phantom._tumour import LABEL_ENHANCING, LABEL_NECROSIS
 from rgcds.phantom._tumour import LABEL_OEDEMA as _PREOP_OEDEMA
 from rgcds.phantom.clinical import ClinicalVariables
 from rgcds.phantom.simulate import (
+    _CLASS_INTENSITY,
     MR_ROLES,
     augment_images,
     check_args,
@@ -117,16 +118,12 @@ _BOX_PAD_MM = 40.0
 
 #: MR class intensities of the new post-operative classes (white matter ~ 1 on T1).
 _FLUID = {"T1": 0.18, "T1c": 0.19, "T2": 1.45, "FLAIR": 0.20}
-_CLASS = {
-    #        gm    wm    csf   bone  fat   soft  ed    et
-    "T1": dict(gm=0.66, wm=1.00, csf=0.16, bone=0.03, fat=1.30, soft=0.50, ed=0.72, et=0.62),
-    "T1c": dict(gm=0.68, wm=1.00, csf=0.17, bone=0.03, fat=1.30, soft=0.60, ed=0.74, et=1.60),
-    "T2": dict(gm=0.66, wm=0.44, csf=1.50, bone=0.03, fat=0.95, soft=0.45, ed=1.22, et=0.90),
-    "FLAIR": dict(gm=0.80, wm=0.58, csf=0.07, bone=0.03, fat=0.90, soft=0.50, ed=1.50, et=1.10),
-}  # fmt: skip
+#: MR class intensities of the normal tissues: the pre-operative phantom's.
+_CLASS = {role: _CLASS_INTENSITY[role] for role in MR_ROLES}
 #: CT numbers (HU) per class.
 _HU = dict(gm=40.0, wm=30.0, csf=5.0, bone=1000.0, marrow=450.0, fat=-100.0, soft=45.0,
-           gland=35.0, fluid=8.0, ed=22.0, et=40.0, air=-1000.0)  # fmt: skip
+           gland=35.0, fluid=8.0, ed=22.0, et=40.0, air=-1000.0, dura=50.0, vessel=45.0,
+           eye=10.0, lens=90.0)  # fmt: skip
 
 #: Extra-cerebral MET-avid structures: name -> (LPS centre mm, radii mm), x mirrored if "+-".
 _GLANDS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -417,7 +414,7 @@ def _geometry(
 def _postop_clean(seed: int, size: str) -> _PostopClean:
     check_args(seed, size)
     pre = simulate_clean(seed, size)
-    anat = anatomy(size)
+    anat = pre.anatomy
     grid = pre.grid
     sp = grid.spacing
     vv = grid.voxel_volume_ml
@@ -456,18 +453,15 @@ def _postop_clean(seed: int, size: str) -> _PostopClean:
     clivus = _ellipsoid(grid, *_CLIVUS) * outside
     gland_total = np.clip(sum(glands.values(), np.zeros(grid.shape, np.float32)), 0.0, 1.0)
     keep = 1.0 - np.maximum(gland_total, clivus)
-    diploe = (anat.hull_distance < 6.5).astype(np.float32)
-    fat = anat.fat * keep
     tissue = {
         "gm": t.gm,
         "wm": t.wm,
         "csf": t.csf,
-        "bone": anat.bone * keep + clivus * 0.4,
-        "marrow": fat * diploe + clivus * 0.6,
-        "fat": fat * (1.0 - diploe),
-        "soft": anat.soft * keep,
+        **{name: value * keep for name, value in anat.head_tissues().items()},
         "gland": gland_total,
     }
+    tissue["bone"] = tissue["bone"] + clivus * 0.4
+    tissue["marrow"] = tissue["marrow"] + clivus * 0.6
     skin = (anat.hull_distance > 10.5).astype(np.float32) * tissue["soft"]
 
     # Tumour indicators with partial volume at the label borders.
@@ -489,7 +483,6 @@ def _postop_clean(seed: int, size: str) -> _PostopClean:
     images: dict[str, FloatArray] = {}
     for role in MR_ROLES:
         table = {k: v * float(1.0 + rng.normal(0.0, 0.03)) for k, v in _CLASS[role].items()}
-        table["marrow"] = table["fat"]
         table["gland"] = table["soft"] * 1.1
         if role == "T1c":
             table["et"] = base.enhancement_ratio * table["wm"]
@@ -505,7 +498,7 @@ def _postop_clean(seed: int, size: str) -> _PostopClean:
 
     # MET-PET (SUV).
     pet_table = dict(gm=1.35, wm=0.85, csf=0.30, bone=0.50, marrow=draw.marrow_suv, fat=0.40,
-                     soft=1.00)  # fmt: skip
+                     soft=1.00, dura=0.80, vessel=1.00, eye=0.30, lens=0.30)  # fmt: skip
     pet_table = {k: v * float(1.0 + rng.normal(0.0, 0.03)) for k, v in pet_table.items()}
     pet = sum((tissue[c] * pet_table[c] for c in pet_table), np.zeros(grid.shape, np.float32))
     pet = pet + skin * np.float32(draw.scalp_suv - pet_table["soft"])

@@ -28,7 +28,8 @@ import structlog
 from scipy import ndimage
 
 from rgcds.exceptions import RgcdsError
-from rgcds.phantom._template import SIZE_SPACING_MM, FloatArray, Grid, anatomy
+from rgcds.phantom._head import HEAD_CLASSES
+from rgcds.phantom._template import SIZE_SPACING_MM, Anatomy, FloatArray, Grid
 from rgcds.phantom._tumour import (
     LABEL_ENHANCING,
     LABEL_NECROSIS,
@@ -37,6 +38,7 @@ from rgcds.phantom._tumour import (
     UInt8Array,
     build_tumour,
 )
+from rgcds.phantom._variation import VariationDraw, subject_anatomy
 from rgcds.phantom.clinical import (
     BaselineDraw,
     ClinicalVariables,
@@ -55,18 +57,23 @@ ROLES: tuple[str, ...] = (*MR_ROLES, "PET")
 _CLASS_INTENSITY: dict[str, dict[str, float]] = {
     #         gm    wm    csf   bone  fat   soft  ncr   ed    et
     "T1": dict(gm=0.66, wm=1.00, csf=0.16, bone=0.03, fat=1.30, soft=0.50,
-               ncr=0.28, ed=0.72, et=0.62),
+               ncr=0.28, ed=0.72, et=0.62,
+               dura=0.35, vessel=0.30, marrow=1.15, eye=0.18, lens=0.75),
     "T1c": dict(gm=0.68, wm=1.00, csf=0.17, bone=0.03, fat=1.30, soft=0.60,
-                ncr=0.26, ed=0.74, et=1.60),
+                ncr=0.26, ed=0.74, et=1.60,
+                dura=0.95, vessel=1.40, marrow=1.18, eye=0.19, lens=0.78),
     "T2": dict(gm=0.66, wm=0.44, csf=1.50, bone=0.03, fat=0.95, soft=0.45,
-               ncr=1.35, ed=1.22, et=0.90),
+               ncr=1.35, ed=1.22, et=0.90,
+               dura=0.25, vessel=0.08, marrow=0.85, eye=1.55, lens=0.30),
     "FLAIR": dict(gm=0.80, wm=0.58, csf=0.07, bone=0.03, fat=0.90, soft=0.50,
-                  ncr=0.60, ed=1.50, et=1.10),
+                  ncr=0.60, ed=1.50, et=1.10,
+                  dura=0.35, vessel=0.10, marrow=0.80, eye=0.08, lens=0.35),
     "PET": dict(gm=1.35, wm=0.85, csf=0.30, bone=0.55, fat=0.40, soft=1.00,
-                ncr=0.60, ed=0.90, et=4.00),
+                ncr=0.60, ed=0.90, et=4.00,
+                dura=0.80, vessel=1.00, marrow=1.60, eye=0.30, lens=0.30),
 }  # fmt: skip
 
-_TISSUES: tuple[str, ...] = ("gm", "wm", "csf", "bone", "fat", "soft")
+_TISSUES: tuple[str, ...] = ("gm", "wm", "csf", *HEAD_CLASSES)
 _PET_FWHM_MM = 5.0
 #: Rician noise standard deviation relative to white matter, per MR sequence.
 NOISE_FRACTION: dict[str, float] = {"T1": 0.025, "T1c": 0.025, "T2": 0.02, "FLAIR": 0.03}
@@ -76,6 +83,7 @@ _STREAM_TUMOUR = 2
 _STREAM_OUTCOME = 3
 _STREAM_APPEARANCE = 4
 _STREAM_AUGMENT = 5
+_STREAM_ANATOMY = 9
 
 
 class PhantomError(RgcdsError, ValueError):
@@ -163,6 +171,8 @@ class CleanSubject:
     images: dict[str, FloatArray]  # role -> array; PET in SUV, PSF-blurred
     tumour: TumourModel
     clinical: ClinicalVariables
+    anatomy: Anatomy  # the subject's (deformed) normal anatomy
+    variation: VariationDraw
 
     @property
     def labels(self) -> UInt8Array:
@@ -180,18 +190,11 @@ def _smooth_noise(
 
 
 def _render(
-    grid: Grid, tumour: TumourModel, baseline: BaselineDraw, rng: np.random.Generator, size: str
+    grid: Grid, tumour: TumourModel, baseline: BaselineDraw, rng: np.random.Generator,
+    anat: Anatomy,
 ) -> dict[str, FloatArray]:
-    anat = anatomy(size)
     labels = tumour.labels
-    tissue = {
-        "gm": tumour.gm,
-        "wm": tumour.wm,
-        "csf": tumour.csf,
-        "bone": anat.bone,
-        "fat": anat.fat,
-        "soft": anat.soft,
-    }
+    tissue = {"gm": tumour.gm, "wm": tumour.wm, "csf": tumour.csf, **anat.head_tissues()}
     # Soft tumour indicators (partial volume at the label borders).
     sigma = 0.6 / grid.spacing
     soft_ind = {
@@ -252,7 +255,7 @@ def simulate_clean(seed: int, size: str = "small") -> CleanSubject:
         Arrays on the simulation grid. Do not modify them (they are cached).
     """
     check_args(seed, size)
-    anat = anatomy(size)
+    anat, variation = subject_anatomy(seed, size, _STREAM_ANATOMY)
     baseline = draw_baseline(rng_stream(seed, _STREAM_CLINICAL))
     tumour = build_tumour(anat, baseline, rng_stream(seed, _STREAM_TUMOUR))
     vv = anat.grid.voxel_volume_ml
@@ -288,9 +291,10 @@ def simulate_clean(seed: int, size: str = "small") -> CleanSubject:
         death_observed=event,
         tumour=params,
     )
-    images = _render(anat.grid, tumour, baseline, rng_stream(seed, _STREAM_APPEARANCE), size)
+    images = _render(anat.grid, tumour, baseline, rng_stream(seed, _STREAM_APPEARANCE), anat)
     return CleanSubject(
-        seed=seed, size=size, grid=anat.grid, images=images, tumour=tumour, clinical=clinical
+        seed=seed, size=size, grid=anat.grid, images=images, tumour=tumour, clinical=clinical,
+        anatomy=anat, variation=variation,
     )
 
 

@@ -7,6 +7,7 @@ Layout under ``out_dir``::
     dicom/<NNN>_<SeriesDescription>/IM0001.dcm ...   one folder per series
     truth/labels_t1c_native.nii.gz   BraTS labels on the T1c DICOM grid (uint8)
     truth/labels_template.nii.gz     BraTS labels on the simulation grid (template space)
+    truth/brain_mask_t1c_native.nii.gz  the subject's brain mask on the T1c DICOM grid (uint8)
     truth/pet_suv_native.nii.gz      simulated SUVbw on the PET DICOM grid (float32)
     truth/clinical.json              clinical variables, markers, outcome, tumour parameters
     truth/transforms/<role>_template_to_scanner.tfm   head pose of each series
@@ -118,6 +119,8 @@ class PhantomStudy:
         Template -> scanner rigid transforms (``.tfm``), one per series role.
     clinical : ClinicalVariables
         The clinical variables.
+    brain_mask_native_path : pathlib.Path or None
+        The subject's brain mask (tumour included) on the T1c DICOM grid.
     """
 
     out_dir: Path
@@ -133,6 +136,7 @@ class PhantomStudy:
     pet_suv_native_path: Path | None
     transforms_dir: Path
     clinical: ClinicalVariables
+    brain_mask_native_path: Path | None = None
 
     def series_by_role(self, role: str) -> PhantomSeries:
         """Return the series with the given role.
@@ -408,6 +412,13 @@ def write_study(
     labels_native = _image_on(geometries["T1c"], np.rint(labels_native_arr).astype(np.uint8))
     native_path = truth_dir / "labels_t1c_native.nii.gz"
     template_path = truth_dir / "labels_template.nii.gz"
+    brain_native_arr = resample(
+        grid.to_image(clean.tumour.brain_mask.astype(np.float32)), geometries["T1c"],
+        poses["T1c"],
+    )
+    brain_path = truth_dir / "brain_mask_t1c_native.nii.gz"
+    sitk.WriteImage(_image_on(geometries["T1c"], (brain_native_arr >= 0.5).astype(np.uint8)),
+                    str(brain_path), useCompression=True)
     sitk.WriteImage(labels_native, str(native_path), useCompression=True)
     sitk.WriteImage(labels_template, str(template_path), useCompression=True)
     clinical_path = truth_dir / "clinical.json"
@@ -441,4 +452,5 @@ def write_study(
         pet_suv_native_path=pet_path,
         transforms_dir=transforms_dir,
         clinical=clean.clinical,
+        brain_mask_native_path=brain_path,
     )

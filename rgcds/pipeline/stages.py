@@ -28,7 +28,7 @@ from rgcds.analysis.pet import PetGeometryError, PetMeasurements, PetNotAnalysed
 from rgcds.analysis.predict import ClinicalInputs, Predictions, predict_all
 from rgcds.analysis.radiomics import extract_radiomics, to_wide, write_features
 from rgcds.exceptions import DicomInputError, MissingSequenceError, ModelError
-from rgcds.imaging import ModelSpace, PreprocessedStudy, TemplateBrainExtractor, preprocess_study
+from rgcds.imaging import ModelSpace, PreprocessedStudy, make_brain_extractor, preprocess_study
 from rgcds.imaging.resample import GridGeometry, resample_onto
 from rgcds.inference import ModelCard, ModelRegistry, segment, select_backend
 from rgcds.logging import remember_phi
@@ -339,7 +339,9 @@ def preprocess(ctx: StudyContext, converted: Converted, card: ModelCard) -> tupl
 ]:
     """Register, bias-correct, skull-strip and normalise onto the model's grid."""
     spacing = float(card.inputs.spacing_mm[0])
-    extractor = TemplateBrainExtractor()
+    extractor = make_brain_extractor(
+        ctx.settings.preprocessing, ctx.settings.inference.models_root
+    )
     pre = preprocess_study(
         converted.volumes,
         model_space=ModelSpace(spacing=spacing),

@@ -10,11 +10,14 @@ from __future__ import annotations
 from rgcds.settings.classification import ClassificationRule, ClassificationSettings
 from rgcds.settings.inference import BackendPreference, InferenceSettings
 from rgcds.settings.pet import PetSettings
+from rgcds.settings.preprocessing import BrainExtractorName, PreprocessingSettings
 
 __all__ = [
     "BackendPreference",
+    "BrainExtractorName",
     "ClassificationRule",
     "ClassificationSettings",
     "InferenceSettings",
     "PetSettings",
+    "PreprocessingSettings",
 ]
