@@ -35,6 +35,7 @@ from rgcds.settings import (
     InferenceSettings,
     PetSettings,
     PreprocessingSettings,
+    QcSettings,
 )
 
 _AE_MAX = 16
@@ -259,6 +260,7 @@ class Settings(BaseSettings):
     export: ExportSettings = Field(default_factory=ExportSettings)
     pet: PetSettings = Field(default_factory=PetSettings)
     preprocessing: PreprocessingSettings = Field(default_factory=PreprocessingSettings)
+    qc: QcSettings = Field(default_factory=QcSettings)
     pairing: PairingSettings = Field(default_factory=PairingSettings)
     query: QuerySettings | None = None
     research_mode: bool = False

@@ -48,6 +48,12 @@ class ModelError(RgcdsError):
     """A model card, its weights or its runtime is invalid or unavailable."""
 
 
+class SegmentationQualityError(ModelError):
+    """An automatic segmentation failed quality control: reported with the reason, not measured."""
+
+    stage = "qc"
+
+
 class ExportError(RgcdsError):
     """Results could not be delivered to a destination."""
 
@@ -72,6 +78,7 @@ __all__ = [
     "PermanentExportError",
     "PhiLeakError",
     "RgcdsError",
+    "SegmentationQualityError",
     "StorageError",
     "TransientExportError",
 ]

@@ -17,6 +17,7 @@ import structlog
 
 from rgcds.analysis.pet import PetMeasurements
 from rgcds.analysis.predict import Predictions
+from rgcds.analysis.qc import QcResult
 from rgcds.exceptions import DicomInputError, ModelError
 from rgcds.logging import remember_phi
 from rgcds.pipeline import postop, report, stages
@@ -44,6 +45,7 @@ STEP_WORDS: dict[str, str] = {
     "segment-model": "loading the segmentation model",
     "preprocess": "co-registration and brain extraction",
     "segment": "tumour segmentation",
+    "qc": "segmentation quality control",
     "measure": "tumour measurement",
     "radiomics": "radiomic feature extraction",
     "reference": "preparing the reference series",
@@ -172,6 +174,9 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
                 )
             pre, to_mni = run("preprocess", stages.preprocess, ctx, converted, card)
             seg = run("segment", stages.run_segmentation, ctx, pre, to_mni, card)
+        qc = run("qc", stages.quality_control, ctx, seg)
+        if qc.measures:
+            notes.append(_qc_note(qc))
         measurements = run("measure", stages.measure, ctx, seg)
         table = run("radiomics", stages.radiomics, ctx, seg, identity.study_instance_uid)
         timer.at("reference")
@@ -252,6 +257,20 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
             ctx, run, timer, identity, header, failure_reason(step, exc), used, notes,
             failed_stage=step, error_type=type(exc).__name__,
         )
+
+
+def _qc_note(qc: QcResult) -> str:
+    """The report's line for a passed quality gate."""
+    m = qc.measures
+    parts = [f"whole tumour {m['whole_tumour_ml']:.1f} cm3 "
+             f"({100 * m.get('whole_tumour_brain_fraction', 0.0):.1f} % of the brain)"]
+    if "components" in m:
+        parts.append(f"{int(m['components'])} component(s)")
+    if "outside_brain_fraction" in m:
+        parts.append(f"{100 * m['outside_brain_fraction']:.1f} % outside the brain mask")
+    if "flip_dice" in m:
+        parts.append(f"mirrored-image agreement Dice {m['flip_dice']:.2f}")
+    return "Automatic segmentation passed quality control: " + ", ".join(parts) + "."
 
 
 def _not_analysed(

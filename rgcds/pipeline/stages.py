@@ -26,8 +26,14 @@ from rgcds.analysis.measure import Measurements
 from rgcds.analysis.measure import measure as measure_tumour
 from rgcds.analysis.pet import PetGeometryError, PetMeasurements, PetNotAnalysed, analyse_pet
 from rgcds.analysis.predict import ClinicalInputs, Predictions, predict_all
+from rgcds.analysis.qc import QcResult, check_segmentation, whole_tumour_dice
 from rgcds.analysis.radiomics import extract_radiomics, to_wide, write_features
-from rgcds.exceptions import DicomInputError, MissingSequenceError, ModelError
+from rgcds.exceptions import (
+    DicomInputError,
+    MissingSequenceError,
+    ModelError,
+    SegmentationQualityError,
+)
 from rgcds.imaging import ModelSpace, PreprocessedStudy, make_brain_extractor, preprocess_study
 from rgcds.imaging.resample import GridGeometry, resample_onto
 from rgcds.inference import ModelCard, ModelRegistry, segment, select_backend
@@ -319,6 +325,9 @@ class Segmentation:
     pet_transform
         Reference physical points -> PET native physical points (the PET-to-MR rigid
         registration), when a PET was preprocessed.
+    flip_dice
+        Whole-tumour Dice between the labels and those of the left-right mirrored images
+        (``[qc] flip_check``), or ``None`` when not computed.
     """
 
     labels_native: sitk.Image
@@ -332,6 +341,7 @@ class Segmentation:
     notes: tuple[str, ...] = ()
     brain_mask_model: sitk.Image | None = None
     pet_transform: sitk.Transform | None = None
+    flip_dice: float | None = None
 
 
 def preprocess(ctx: StudyContext, converted: Converted, card: ModelCard) -> tuple[
@@ -553,16 +563,26 @@ def run_segmentation(
     mask = sitk.GetArrayFromImage(pre.brain_mask).astype(bool)
     inference = ctx.settings.inference
     backend = select_backend(card, inference.backend)
-    labels = segment(
-        stacked,
-        card,
-        backend,
-        brain_mask=mask,
-        overlap=inference.overlap,
-        batch_size=inference.batch_size,
-        tta=inference.tta,
-    ).astype(np.uint8)
-    labels = remove_small_components(labels, pre.brain_mask.GetSpacing())
+    def infer(channels: np.ndarray, brain: np.ndarray) -> np.ndarray:
+        out = segment(
+            channels,
+            card,
+            backend,
+            brain_mask=brain,
+            overlap=inference.overlap,
+            batch_size=inference.batch_size,
+            tta=inference.tta,
+        ).astype(np.uint8)
+        return remove_small_components(out, pre.brain_mask.GetSpacing())
+
+    labels = infer(stacked, mask)
+    flip_dice = None
+    qc = ctx.settings.qc
+    if qc.enabled and qc.flip_check and labels.any():
+        # The mirrored twin: x (left-right) is the last array axis.
+        mirrored = infer(np.ascontiguousarray(stacked[..., ::-1]),
+                         np.ascontiguousarray(mask[..., ::-1]))[..., ::-1]
+        flip_dice = whole_tumour_dice(labels, mirrored)
     labels_model = sitk.GetImageFromArray(labels)
     labels_model.CopyInformation(pre.brain_mask)
     labels_native = pre.labels_to_native(labels_model)
@@ -578,11 +598,45 @@ def run_segmentation(
         notes=tuple(pre.notes) + tuple(notes),
         brain_mask_model=pre.brain_mask,
         pet_transform=pre.transforms.get(SeriesRole.PET),
+        flip_dice=flip_dice,
     )
     save_segmentation(ctx, seg)
     counts = np.bincount(labels.ravel(), minlength=4)[1:4]
     logger.info("tumour segmented", model=card.id, voxels_ncr_ed_et=[int(c) for c in counts])
     return seg
+
+
+def quality_control(ctx: StudyContext, seg: Segmentation) -> QcResult:
+    """The segmentation quality gate (``[qc]``): raise when the segmentation is not credible.
+
+    Returns
+    -------
+    QcResult
+        The passed verdict and its measures (``enabled = false``: passed, nothing measured).
+
+    Raises
+    ------
+    SegmentationQualityError
+        "automatic segmentation failed quality control: <reasons>"; the runner then writes
+        the not-analysed report (no SEG, RANO, radiomics or predictions).
+    """
+    qc = ctx.settings.qc
+    if not qc.enabled:
+        return QcResult(True)
+    labels = sitk.GetArrayFromImage(seg.labels_model)
+    if seg.brain_mask_model is not None:
+        brain = sitk.GetArrayFromImage(seg.brain_mask_model) > 0
+    else:
+        brain = np.ones(labels.shape, dtype=bool)
+    result = check_segmentation(labels, brain, seg.labels_model.GetSpacing(), qc,
+                                flip_dice=seg.flip_dice)
+    logger.info("segmentation quality control", passed=result.passed, **result.measures)
+    if not result.passed:
+        raise SegmentationQualityError(
+            f"automatic segmentation failed quality control: {result.reason}. The images "
+            "were not measured; read this study without automated results."
+        )
+    return result
 
 
 #: Tumour components smaller than this are dropped as noise (the largest is always kept).
@@ -639,6 +693,7 @@ def save_segmentation(ctx: StudyContext, seg: Segmentation) -> None:
         "model_version": seg.model_version,
         "images": sorted(seg.model_images),
         "notes": list(seg.notes),
+        "flip_dice": seg.flip_dice,
     }
     # The marker file is written last: its presence means the folder is complete.
     (folder / "segmentation.json").write_text(json.dumps(meta, indent=2))
@@ -670,6 +725,7 @@ def load_segmentation(ctx: StudyContext) -> Segmentation | None:
             notes=tuple(meta.get("notes", ())),
             brain_mask_model=sitk.ReadImage(str(brain)) if brain.exists() else None,
             pet_transform=sitk.ReadTransform(str(pet_tfm)) if pet_tfm.exists() else None,
+            flip_dice=meta.get("flip_dice"),
         )
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         logger.warning("kept segmentation unreadable; recomputing", error=str(exc))

@@ -11,6 +11,7 @@ from rgcds.settings.classification import ClassificationRule, ClassificationSett
 from rgcds.settings.inference import BackendPreference, InferenceSettings
 from rgcds.settings.pet import PetSettings
 from rgcds.settings.preprocessing import BrainExtractorName, PreprocessingSettings
+from rgcds.settings.qc import QcSettings
 
 __all__ = [
     "BackendPreference",
@@ -20,4 +21,5 @@ __all__ = [
     "InferenceSettings",
     "PetSettings",
     "PreprocessingSettings",
+    "QcSettings",
 ]

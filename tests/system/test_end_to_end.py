@@ -119,6 +119,37 @@ def test_study_without_t1c_gets_a_report_saying_why(phantom_study: Any, tmp_path
     assert any("T1c" in t for t in texts), texts
 
 
+def test_report_says_the_segmentation_passed_quality_control(offline_run: Any) -> None:
+    _ctx, outcome = offline_run
+    sr = next(pydicom.dcmread(p) for _u, p in outcome.written
+              if pydicom.dcmread(p, stop_before_pixels=True).Modality == "SR")
+    texts = " ".join(str(item.TextValue) for item in _walk(sr) if "TextValue" in item)
+    assert "Automatic segmentation passed quality control" in texts, texts
+    assert "mirrored-image agreement Dice" in texts
+
+
+def test_segmentation_failing_quality_control_is_withheld(
+    phantom_study: Any, tmp_path: Path
+) -> None:
+    # A gate that no tumour passes (at most 0.1 % of the brain): what a study whose
+    # segmentation fills the brain gets.
+    qc = {"max_whole_tumour_brain_fraction": 0.001, "flip_check": False}
+    ctx = StudyContext(inputs=(phantom_study.series[0].directory.parent,),
+                       work_dir=tmp_path / "work", settings=settings_for(tmp_path, qc=qc))
+    outcome = run_study(ctx)
+    assert outcome.status == "not analysed"
+    assert "automatic segmentation failed quality control" in (outcome.reason or "")
+    assert "% of the brain" in (outcome.reason or "")
+    modalities = sorted(pydicom.dcmread(p, stop_before_pixels=True).Modality
+                        for _u, p in outcome.written)
+    assert "SR" in modalities and "SEG" not in modalities
+    sr = next(pydicom.dcmread(p) for _u, p in outcome.written
+              if pydicom.dcmread(p, stop_before_pixels=True).Modality == "SR")
+    texts = " ".join(str(item.TextValue) for item in _walk(sr) if "TextValue" in item)
+    assert "automatic segmentation failed quality control" in texts
+    assert "measure" not in outcome.stage_seconds and "radiomics" not in outcome.stage_seconds
+
+
 def _walk(ds: pydicom.Dataset) -> list[pydicom.Dataset]:
     items = []
     for item in ds.get("ContentSequence", []):

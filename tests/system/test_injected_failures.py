@@ -44,6 +44,7 @@ STEPS: dict[str, tuple[str, str, bool]] = {
     "segment-model": ("rgcds.pipeline.stages", "segmentation_card", True),
     "preprocess": ("rgcds.pipeline.stages", "preprocess", True),
     "segment": ("rgcds.pipeline.stages", "run_segmentation", True),
+    "qc": ("rgcds.pipeline.stages", "quality_control", False),
     "measure": ("rgcds.pipeline.stages", "measure", False),
     "radiomics": ("rgcds.pipeline.stages", "radiomics", False),
     "reference": ("rgcds.pipeline.stages", "reference_datasets", False),
