@@ -19,9 +19,9 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rgcds.imaging.brain import make_brain_extractor  # noqa: E402
-from rgcds.phantom.simulate import simulate_subject  # noqa: E402
-from rgcds.settings import PreprocessingSettings  # noqa: E402
+from rgcds.imaging.brain import make_brain_extractor
+from rgcds.phantom.simulate import simulate_subject
+from rgcds.settings import PreprocessingSettings
 
 SEEDS = (11, 22, 33)
 
@@ -46,7 +46,8 @@ def main() -> int:
         found = sitk.GetArrayFromImage(extractor(s.t1)) > 0
         dice = 2 * (truth & found).sum() / (truth.sum() + found.sum())
         z, _, x = (int(c) for c in np.argwhere(labels).mean(axis=0))
-        for view, take in enumerate((lambda a: a[:, :, x][::-1], lambda a: a[z])):
+        views = (lambda a, x=x: a[:, :, x][::-1], lambda a, z=z: a[z])
+        for view, take in enumerate(views):
             r = 2 * row + view
             for col, (name, image) in enumerate(
                 (("T1", s.t1), ("T1c", s.t1c), ("T2", s.t2), ("FLAIR", s.flair))
