@@ -171,7 +171,7 @@ def run(subjects: int, postop: int, size: str, threads: int, seed0: int) -> dict
 
 def summarise(result: dict[str, Any]) -> str:
     rows = result["rows"]
-    lines = [f"{'method':<10}{'set':<14}{'n':>3}{'Dice med':>10}{'Dice min':>10}"
+    lines = [f"{'method':<12}{'set':<10}{'n':>3}{'Dice med':>10}{'Dice min':>10}"
              f"{'HD95 med':>10}{'cover min':>11}{'s med':>8}{'x template':>12}"]
     base: dict[str, float] = {}
     for r in rows:
@@ -190,7 +190,7 @@ def summarise(result: dict[str, Any]) -> str:
             ratio = (statistics.median(s["seconds"] for s in sel)
                      / statistics.median(r["seconds"] for r in ref)) if ref else float("nan")
             lines.append(
-                f"{method:<10}{label:<14}{len(sel):>3}"
+                f"{method:<12}{label:<10}{len(sel):>3}"
                 f"{statistics.median(s['dice'] for s in sel):>10.3f}"
                 f"{min(s['dice'] for s in sel):>10.3f}"
                 f"{statistics.median(s['hd95_mm'] for s in sel):>10.2f}"

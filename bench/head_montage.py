@@ -64,7 +64,7 @@ def main() -> int:
         ax.axis("off")
     fig.suptitle("rgcds full-head phantom (synthetic, not a patient): sequences and brain "
                  "extraction (green truth, red extracted, yellow tumour)", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.985))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=70)
     print(f"wrote {args.out}")

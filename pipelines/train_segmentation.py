@@ -99,8 +99,33 @@ def _as_image(value: Any, reference: sitk.Image | None) -> sitk.Image:
     return image
 
 
+def _synth_subject(seed: int, size: str) -> Any:
+    """A domain-randomised sample (:mod:`rgcds.phantom.synth`) shaped like a phantom subject."""
+    from types import SimpleNamespace
+
+    from rgcds.phantom.synth import CHANNELS as SYNTH_CHANNELS
+    from rgcds.phantom.synth import synth_sample
+
+    sample = synth_sample(seed, size, normalise=False)
+    spacing = 2.0 if size == "small" else 1.0
+
+    def image(array: np.ndarray) -> sitk.Image:
+        out = sitk.GetImageFromArray(np.ascontiguousarray(array))
+        out.SetSpacing((spacing,) * 3)
+        return out
+
+    named = dict(zip(SYNTH_CHANNELS, sample.channels, strict=True))
+    return SimpleNamespace(
+        t1=image(named["T1"]), t1c=image(named["T1c"]), t2=image(named["T2"]),
+        flair=image(named["FLAIR"]), labels=image(sample.labels),
+        brain_mask=image(sample.brain.astype(np.uint8)),
+    )
+
+
 def _simulate(kind: str, seed: int, size: str) -> Any:
-    """The phantom subject of ``seed``: pre-operative or post-operative."""
+    """The phantom subject of ``seed``: pre-operative, post-operative or domain-randomised."""
+    if kind == "synth":
+        return _synth_subject(seed, size)
     if kind == "postop":
         from rgcds.phantom import simulate_postop
 
@@ -531,6 +556,12 @@ def export_onnx(model: Any, path: Path, patch: int = PATCH) -> None:
     tmp.replace(path)
 
 
+def _generator_version() -> str:
+    from rgcds.phantom.synth import GENERATOR_VERSION
+
+    return GENERATOR_VERSION
+
+
 def card_dict(sha256: str, args: argparse.Namespace, extra: dict[str, Any]) -> dict[str, Any]:
     """The card of the model of ``args.kind`` (validation filled in later)."""
     kind: SegmentationKind = KINDS[getattr(args, "kind", "preop")]
@@ -557,6 +588,9 @@ def card_dict(sha256: str, args: argparse.Namespace, extra: dict[str, Any]) -> d
             "and read from the BraTS layout; augmented with rotations, scaling, flips, bias "
             "field, gamma, intensity scale/shift, noise, blur, thick-slice resampling and "
             "random skull stripping. No patient data."
+            + (f" Generator {_generator_version()}: every sample's intensities drawn at random "
+               "per label and per channel (rgcds.phantom.synth)." if kind.simulator
+               == "synth_sample" else "")
         ),
         "authors": ["rgcds developers"],
         "license": "Apache-2.0",
@@ -691,6 +725,21 @@ KINDS: dict[str, SegmentationKind] = {
         notes=("Dice per case, mean and standard deviation; WT = labels 1+2+3, TC = 1+3, "
                f"ET = 3; {_METHOD_NOTE} {_SYNTHETIC_NOTE}"),
     ),
+    "synth": SegmentationKind(
+        model_id="brats-unet-synth",
+        title="BraTS-style 3D U-Net trained on domain-randomised synthetic images",
+        what="glioblastoma into necrotic core, oedema and enhancing tumour",
+        subjects="domain-randomised glioblastoma label maps (rgcds.phantom.synth)",
+        simulator="synth_sample",
+        classes=("necrotic core", "oedema", "enhancing tumour"),
+        segments=SEGMENTS,
+        score=_brats_scores,
+        summarise=summarise,
+        selection=("dice_wt_mean", "dice_tc_mean", "dice_et_mean"),
+        notes=("Dice per case, mean and standard deviation; WT = labels 1+2+3, TC = 1+3, "
+               f"ET = 3; {_METHOD_NOTE} Trained on rgcds.phantom.synth (random intensity per "
+               f"label and channel; generator version in the card). {_SYNTHETIC_NOTE}"),
+    ),
     "postop": SegmentationKind(
         model_id=POSTOP_MODEL_ID,
         title="Post-operative glioblastoma 3D U-Net trained on synthetic phantoms",
@@ -764,8 +813,11 @@ def generate(args: argparse.Namespace, log: _Log) -> None:
         if not seeds:
             continue
         started = time.time()
+        # Held-out sets may come from another generator (--eval-kind): a model trained on
+        # domain-randomised samples is chosen and scored on phantoms it never saw the like of.
+        kind = args.kind if what == "train" else (getattr(args, "eval_kind", None) or args.kind)
         for n, seed in enumerate(seeds, 1):
-            write_phantom_case(seed, root, kind=args.kind)
+            write_phantom_case(seed, root, kind=kind)
             if n % 10 == 0:
                 log("phantoms_written", what=what, n=n, seconds=round(time.time() - started, 1))
         log("phantoms_done", what=what, n=len(seeds), seconds=round(time.time() - started, 1))
@@ -936,6 +988,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "model postop-unet-phantom (phantoms from simulate_postop)")
     parser.add_argument("--postop", dest="kind", action="store_const", const="postop",
                         help="same as --kind postop")
+    parser.add_argument("--eval-kind", choices=sorted(KINDS), default=None,
+                        help="generator of the dev and test phantoms (default: --kind)")
     parser.add_argument("--phantoms", type=int, default=0, help="phantoms to generate")
     parser.add_argument("--test-phantoms", type=int, default=0,
                         help=f"held-out phantoms to generate (seeds {TEST_SEED_BASE}..)")
