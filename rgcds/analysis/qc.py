@@ -43,6 +43,15 @@ class QcResult:
         return "; ".join(self.reasons)
 
 
+def _grown(mask: np.ndarray, spacing: tuple[float, ...], margin_mm: float) -> np.ndarray:
+    """``mask`` grown by ``margin_mm`` (Euclidean, physical units)."""
+    if margin_mm <= 0 or not mask.any():
+        return mask
+    steps = [float(s) for s in spacing][::-1] if len(spacing) == mask.ndim else None
+    distance = ndimage.distance_transform_edt(~mask, sampling=steps)
+    return np.asarray(distance <= margin_mm)
+
+
 def whole_tumour_dice(a: np.ndarray, b: np.ndarray) -> float:
     """Dice of the whole tumour (any label > 0) between two label maps."""
     wa, wb = a > 0, b > 0
@@ -67,7 +76,7 @@ def check_segmentation(
     brain
         Brain mask on the same grid.
     spacing
-        Voxel size (mm), any axis order (only the product is used).
+        Voxel size (mm) in ITK order (x, y, z), as SimpleITK's ``GetSpacing`` gives it.
     settings
         The thresholds.
     flip_dice
@@ -85,10 +94,12 @@ def check_segmentation(
         reasons.append(f"no tumour was found (whole tumour {wt_ml:.1f} cm3, less than "
                        f"{settings.min_whole_tumour_ml:g} cm3)")
         return QcResult(False, tuple(reasons), measures)
-    outside = float((tumour & ~brain).sum()) / float(tumour.sum())
+    outside = float((tumour & ~_grown(brain, spacing, settings.outside_margin_mm)).sum())
+    outside /= float(tumour.sum())
     measures["outside_brain_fraction"] = round(outside, 4)
     if outside > settings.max_outside_brain_fraction:
-        reasons.append(f"{100 * outside:.0f} % of the tumour lies outside the brain mask "
+        reasons.append(f"{100 * outside:.0f} % of the tumour lies more than "
+                       f"{settings.outside_margin_mm:g} mm outside the brain mask "
                        f"(at most {100 * settings.max_outside_brain_fraction:.0f} %)")
     components, n = ndimage.label(tumour, structure=_CONNECTIVITY)
     sizes = np.bincount(components.ravel())[1:] * voxel_ml if n else np.zeros(0)

@@ -16,7 +16,11 @@ class QcSettings(BaseModel):
     enabled
         Run the gate (default on).
     max_outside_brain_fraction
-        Largest fraction of tumour voxels outside the brain mask.
+        Largest fraction of tumour voxels more than ``outside_margin_mm`` outside the brain
+        mask (a tumour at the cortex spills a voxel or two over the mask's edge; a "tumour" in
+        the scalp or the orbit lies further out).
+    outside_margin_mm
+        How far outside the brain mask a tumour voxel must lie to count as outside.
     max_components
         Most separate tumour components (each at least ``min_component_ml``) one study may
         have. Glioblastoma is multifocal in a minority, rarely with more than three foci; the
@@ -39,6 +43,7 @@ class QcSettings(BaseModel):
 
     enabled: bool = True
     max_outside_brain_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
+    outside_margin_mm: float = Field(default=4.0, ge=0.0)
     max_components: int = Field(default=10, ge=1)
     min_component_ml: float = Field(default=1.0, ge=0.0)
     max_whole_tumour_brain_fraction: float = Field(default=0.18, gt=0.0, le=1.0)

@@ -44,10 +44,18 @@ def test_no_tumour() -> None:
 
 
 def test_tumour_outside_the_brain() -> None:
+    brain = _brain()
+    brain[:, :, :16] = False  # the brain ends at x = 16 here
     labels = _tumour()
-    labels[_ball((30, 30, 1), 5)] = 2  # a blob in the scalp
-    result = check_segmentation(labels, _brain(), SPACING, SETTINGS)
-    assert not result.passed and "outside the brain mask" in result.reason
+    labels[_ball((30, 30, 4), 4)] = 2  # a blob well outside it, in the "scalp"
+    result = check_segmentation(labels, brain, SPACING, SETTINGS)
+    assert not result.passed and "mm outside the brain mask" in result.reason
+    # A tumour at the cortex that spills a voxel over the mask's edge passes.
+    spill = _tumour()
+    spill[_ball((30, 30, 17), 3)] = 2
+    near = check_segmentation(spill, brain, SPACING, SETTINGS)
+    assert near.passed, near.reasons
+    assert near.measures["outside_brain_fraction"] == 0.0
 
 
 def test_scattered_components() -> None:
