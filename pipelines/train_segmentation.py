@@ -52,6 +52,7 @@ BraTS 2021 (see docs/models.md)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -725,21 +726,6 @@ KINDS: dict[str, SegmentationKind] = {
         notes=("Dice per case, mean and standard deviation; WT = labels 1+2+3, TC = 1+3, "
                f"ET = 3; {_METHOD_NOTE} {_SYNTHETIC_NOTE}"),
     ),
-    "synth": SegmentationKind(
-        model_id="brats-unet-synth",
-        title="BraTS-style 3D U-Net trained on domain-randomised synthetic images",
-        what="glioblastoma into necrotic core, oedema and enhancing tumour",
-        subjects="domain-randomised glioblastoma label maps (rgcds.phantom.synth)",
-        simulator="synth_sample",
-        classes=("necrotic core", "oedema", "enhancing tumour"),
-        segments=SEGMENTS,
-        score=_brats_scores,
-        summarise=summarise,
-        selection=("dice_wt_mean", "dice_tc_mean", "dice_et_mean"),
-        notes=("Dice per case, mean and standard deviation; WT = labels 1+2+3, TC = 1+3, "
-               f"ET = 3; {_METHOD_NOTE} Trained on rgcds.phantom.synth (random intensity per "
-               f"label and channel; generator version in the card). {_SYNTHETIC_NOTE}"),
-    ),
     "postop": SegmentationKind(
         model_id=POSTOP_MODEL_ID,
         title="Post-operative glioblastoma 3D U-Net trained on synthetic phantoms",
@@ -763,6 +749,18 @@ KINDS: dict[str, SegmentationKind] = {
         ),
     ),
 }
+
+# The domain-randomised model: the pre-operative task, another generator.
+KINDS["synth"] = dataclasses.replace(
+    KINDS["preop"],
+    model_id="brats-unet-synth",
+    title="BraTS-style 3D U-Net trained on domain-randomised synthetic images",
+    subjects="domain-randomised glioblastoma label maps (rgcds.phantom.synth)",
+    simulator="synth_sample",
+    notes=("Dice per case, mean and standard deviation; WT = labels 1+2+3, TC = 1+3, "
+           f"ET = 3; {_METHOD_NOTE} Trained on rgcds.phantom.synth (random intensity per "
+           f"label and channel; generator version in the card). {_SYNTHETIC_NOTE}"),
+)
 
 # --------------------------------------------------------------------------------------
 # Main

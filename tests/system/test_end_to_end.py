@@ -25,7 +25,7 @@ from rgcds.logging import configure_logging
 from rgcds.pipeline import StudyContext, run_study
 from rgcds.store import JobState
 from tests.conftest import OrthancServer, free_port
-from tests.system.daemon_harness import push_study, wait_for_last_job
+from tests.system.daemon_harness import push_study, sr_texts, wait_for_last_job
 
 pytestmark = [pytest.mark.slow]
 
@@ -113,17 +113,13 @@ def test_study_without_t1c_gets_a_report_saying_why(phantom_study: Any, tmp_path
     modalities = sorted(pydicom.dcmread(p, stop_before_pixels=True).Modality
                         for _u, p in outcome.written)
     assert "SR" in modalities and "SEG" not in modalities
-    sr = next(pydicom.dcmread(p) for _u, p in outcome.written
-              if pydicom.dcmread(p, stop_before_pixels=True).Modality == "SR")
-    texts = [str(item.TextValue) for item in _walk(sr) if "TextValue" in item]
+    texts = _report_texts(outcome)
     assert any("T1c" in t for t in texts), texts
 
 
 def test_report_says_the_segmentation_passed_quality_control(offline_run: Any) -> None:
     _ctx, outcome = offline_run
-    sr = next(pydicom.dcmread(p) for _u, p in outcome.written
-              if pydicom.dcmread(p, stop_before_pixels=True).Modality == "SR")
-    texts = " ".join(str(item.TextValue) for item in _walk(sr) if "TextValue" in item)
+    texts = " ".join(_report_texts(outcome))
     assert "Automatic segmentation passed quality control" in texts, texts
     assert "mirrored-image agreement Dice" in texts
 
@@ -143,11 +139,16 @@ def test_segmentation_failing_quality_control_is_withheld(
     modalities = sorted(pydicom.dcmread(p, stop_before_pixels=True).Modality
                         for _u, p in outcome.written)
     assert "SR" in modalities and "SEG" not in modalities
-    sr = next(pydicom.dcmread(p) for _u, p in outcome.written
-              if pydicom.dcmread(p, stop_before_pixels=True).Modality == "SR")
-    texts = " ".join(str(item.TextValue) for item in _walk(sr) if "TextValue" in item)
+    texts = " ".join(_report_texts(outcome))
     assert "automatic segmentation failed quality control" in texts
     assert "measure" not in outcome.stage_seconds and "radiomics" not in outcome.stage_seconds
+
+
+def _report_texts(outcome: Any) -> list[str]:
+    """The TEXT values of the SR an offline run wrote."""
+    sr = next(pydicom.dcmread(p) for _u, p in outcome.written
+              if pydicom.dcmread(p, stop_before_pixels=True).Modality == "SR")
+    return sr_texts(sr)
 
 
 def _walk(ds: pydicom.Dataset) -> list[pydicom.Dataset]:
