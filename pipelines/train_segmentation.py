@@ -305,7 +305,7 @@ class PatchSampler:
     """Draws augmented training patches from cases held in memory."""
 
     def __init__(self, cases: list[Case], rng: np.random.Generator, patch: int = PATCH,
-                 tumour_fraction: float = 0.67) -> None:
+                 tumour_fraction: float = 0.67, strip_fraction: float = 0.3) -> None:
         import torch
 
         self.torch = torch
@@ -313,6 +313,7 @@ class PatchSampler:
         self.rng = rng
         self.patch = patch
         self.tumour_fraction = tumour_fraction
+        self.strip_fraction = strip_fraction
         self.stacks = []
         self.fg: list[list[np.ndarray]] = []
         self.samples: list[tuple[np.ndarray, np.ndarray]] = []
@@ -377,7 +378,12 @@ class PatchSampler:
 
         s_coords, s_values = self.samples[i]
         s_values = s_values.copy()
-        strip = rng.random() < 0.3
+        strip = rng.random() < self.strip_fraction
+        if strip and rng.random() < 0.5:  # a brain extractor's mask is a voxel off either way
+            from scipy import ndimage
+
+            morph = ndimage.binary_dilation if rng.random() < 0.5 else ndimage.binary_erosion
+            brain_patch = morph(brain_patch)
         for c in range(4):
             vals, ref = img[c], s_values[c]
             if rng.random() < 0.5:  # bias field
@@ -427,12 +433,18 @@ def _rotation(angles: np.ndarray) -> np.ndarray:
 # Evaluation
 
 
+#: The card's ``outside`` normalisation (``--outside``): kept or zero outside the brain.
+OUTSIDE = {"value": "keep"}
+
+
 def normalise_case(case: Case) -> np.ndarray:
     """Z-score each channel inside the brain mask (as the card's normalisation)."""
     from rgcds.inference.card import Normalisation
     from rgcds.inference.segment import normalise
 
-    return normalise(case.images, Normalisation(method="zscore", mask="brain"), case.brain)
+    outside: Any = OUTSIDE["value"]
+    spec = Normalisation(method="zscore", mask="brain", outside=outside)
+    return normalise(case.images, spec, case.brain)
 
 
 def torch_predict(model: Any, case: Case, patch: int = PATCH) -> np.ndarray:
@@ -602,7 +614,8 @@ def card_dict(sha256: str, args: argparse.Namespace, extra: dict[str, Any]) -> d
             "axis_order": "CZYX",
             "spacing_mm": [SPACING_MM] * 3,
             "orientation": "LPS",
-            "normalisation": {"method": "zscore", "mask": "brain", "outside": "keep"},
+            "normalisation": {"method": "zscore", "mask": "brain",
+                              "outside": getattr(args, "outside", "keep")},
             "patch_size": [args.patch] * 3,
             "divisible_by": 2 ** (args.levels - 1),
         },
@@ -833,7 +846,7 @@ def train(args: argparse.Namespace, log: _Log) -> Path:
     train_cases = _load_cases(list_cases(args.data_dir), log, "train")
     dev_cases = _load_cases(list_cases(args.dev_dir), log, "dev") if args.dev_dir.is_dir() \
         else []
-    sampler = PatchSampler(train_cases, rng, args.patch)
+    sampler = PatchSampler(train_cases, rng, args.patch, strip_fraction=args.strip_fraction)
     model = build_unet(base=args.base, levels=args.levels)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     ckpt = args.workdir / "last.pt"
@@ -1002,6 +1015,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--strip-fraction", type=float, default=0.3,
+                        help="share of patches with zero outside a (jittered) brain mask")
+    parser.add_argument("--outside", choices=["keep", "zero"], default="keep",
+                        help="the card's normalisation outside the brain mask (training, "
+                        "evaluation and the shipped card)")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--stage", choices=["all", "generate", "train", "ship", "evaluate"],
                         default="all")
@@ -1016,6 +1034,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the stages named by ``--stage``."""
     args = parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    OUTSIDE["value"] = args.outside
     log = _Log(args.workdir / "train.log")
     log("start", argv=sys.argv[1:] if argv is None else argv)
     if args.stage in ("all", "generate"):

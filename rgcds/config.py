@@ -222,6 +222,9 @@ class ProcessingSettings(_Section):
     radiomics_params: str = "radiomics_fast.yaml"
     radiomics_regions: tuple[Literal["NCR", "ET", "ED", "TC", "WT"], ...] = ("TC", "ET", "ED")
     stage_retries: int = Field(default=2, ge=0, le=10)
+    # Claims of one job before it is given up with a "not analysed" report: a study whose
+    # processing crashes the daemon (Restart=on-failure) must not loop forever.
+    max_attempts: int = Field(default=3, ge=1, le=100)
     postoperative: Literal["auto", "always", "never"] = "auto"
     postoperative_segmentation_model: str = "postop-unet-phantom"
     clinical_data_file: Path | None = None

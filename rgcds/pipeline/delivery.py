@@ -109,7 +109,8 @@ def report_failure(
     step = getattr(exc, "stage", None)
     step = step if isinstance(step, str) else "processing"
     job = jobs.get(job_id)
-    reason = failure_reason(step, exc)
+    # An error may carry its own sentence for the report (e.g. attempts exhausted).
+    reason = getattr(exc, "report_reason", None) or failure_reason(step, exc)
     for record in jobs.instances(job.study_uid):
         try:
             written = write_fallback_report(

@@ -20,6 +20,13 @@ later stages without touching the listener:
     moves the job to ``exporting``, returning ``True``; the job is then not marked
     ``failed``, so no study ends without a report. An exception with ``reported = True``
     (the flow already queued its fallback) is not reported twice.
+``processing.max_attempts``
+    Each claim counts as an attempt (:attr:`Job.attempts`). A job claimed more often than
+    that (every earlier attempt ended with the daemon stopped or crashed mid-study, and
+    :meth:`JobStore.recover` re-queued it) is not processed again: it gets the fallback
+    "not analysed" report with :class:`AttemptsExhaustedError`, so a study that crashes the
+    daemon cannot loop under ``Restart=on-failure``. A graceful stop's interruption does not
+    count.
 ``deliver``
     A :data:`Deliverer`, ``deliver() -> None``, called every ``export.poll_seconds`` (and
     soon after :meth:`Daemon.wake_delivery`) in its own thread; its exceptions are logged.
@@ -52,7 +59,7 @@ from rgcds.config import Settings
 from rgcds.dicom.errors import DatasetMismatchError, DuplicateInstanceError
 from rgcds.dicom.parse import InstanceMeta
 from rgcds.dicom.scp import StorageSCP
-from rgcds.exceptions import InvalidUIDError, OutOfResourcesError, StorageError
+from rgcds.exceptions import InvalidUIDError, OutOfResourcesError, RgcdsError, StorageError
 from rgcds.service.metrics import Metrics
 from rgcds.service.notify import SystemdNotifier
 from rgcds.service.pairing import installation_secret
@@ -75,6 +82,25 @@ Deliverer = Callable[[], None]
 
 FailureReporter = Callable[[Job, Exception], bool]
 """Queues the fallback report of a job whose processor raised; see the module docstring."""
+
+class AttemptsExhaustedError(RgcdsError):
+    """The job was claimed ``processing.max_attempts`` times and never finished."""
+
+    stage = "processing"
+
+    def __init__(self, attempts: int, limit: int) -> None:
+        super().__init__(
+            f"processing of this study started {attempts} times and never finished (the "
+            f"daemon stopped or crashed during each attempt; processing.max_attempts = "
+            f"{limit}); it is not attempted again"
+        )
+        #: The fallback report's sentence (the radiologist's words, no internal detail).
+        self.report_reason = (
+            f"Automated analysis was started {attempts} times for this study and did not "
+            "finish; it is not attempted again. Read this study without automated results; "
+            "the operators see the cause in the service log and with 'rgcds status'."
+        )
+
 
 TRIGGER_STALL_SECONDS = 60.0
 """A trigger round older than this (or 5 poll periods, if longer) stops the watchdog pings."""
@@ -430,6 +456,10 @@ class Daemon:
                 self._work.clear()
                 continue
             self._work.set()  # another job may be waiting: let the other workers look
+            limit = self.settings.processing.max_attempts
+            if job.attempts > limit:
+                self._processor_failed(jobs, job, AttemptsExhaustedError(job.attempts - 1, limit))
+                continue
             self._run_processor(processor, jobs, job)
 
     def _run_processor(self, processor: Processor, jobs: JobStore, job: Job) -> None:
@@ -460,6 +490,7 @@ class Daemon:
                 # Interrupted by the shutdown: leave it for the next start, not failed.
                 jobs.mark(job.job_id, JobState.QUEUED, "interrupted by shutdown",
                           expect=JobState.PROCESSING)
+                jobs.refund_attempt(job.job_id)  # a graceful stop is not the study's fault
                 log.warning("processing interrupted by shutdown; job re-queued",
                             error=reason)
                 return

@@ -49,7 +49,7 @@ from rgcds.store.records import (
 
 logger = structlog.get_logger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 JOB_STORE_NAME = "jobs.sqlite3"
 
 
@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at      REAL NOT NULL,
     first_received  REAL,
     last_received   REAL,
-    received_count  INTEGER NOT NULL DEFAULT 0
+    received_count  INTEGER NOT NULL DEFAULT 0,
+    attempts        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_study ON jobs (study_uid, job_id);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, job_id);
@@ -118,7 +119,7 @@ CREATE TABLE IF NOT EXISTS retrieved (
 
 _JOB_COLS = (
     "job_id, study_uid, state, reason, created_at, updated_at, first_received, "
-    "last_received, received_count"
+    "last_received, received_count, attempts"
 )
 _INSTANCE_COLS = (
     "sop_instance_uid, study_uid, series_uid, sop_class_uid, transfer_syntax_uid, modality, "
@@ -153,6 +154,7 @@ def _job(row: tuple[Any, ...]) -> Job:
         first_received=row[6],
         last_received=row[7],
         received_count=row[8],
+        attempts=row[9],
     )
 
 
@@ -212,6 +214,7 @@ class JobStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            _migrate(self._db)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except OSError as exc:
             raise StorageError(f"The job store {self.path} cannot be secured: {exc}.") from None
@@ -565,7 +568,7 @@ class JobStore:
             job = _job(row)
             now = time.time()
             db.execute(
-                "UPDATE jobs SET state=?, updated_at=? WHERE job_id=?",
+                "UPDATE jobs SET state=?, updated_at=?, attempts=attempts+1 WHERE job_id=?",
                 (JobState.PROCESSING.value, now, job.job_id),
             )
             out = db.execute(
@@ -573,6 +576,11 @@ class JobStore:
             ).fetchone()
         logger.info("job claimed", job_id=job.job_id, study_uid=job.study_uid)
         return _job(out)
+
+    def refund_attempt(self, job_id: int) -> None:
+        """Do not count the job's last claim as an attempt (a graceful stop interrupted it)."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET attempts=MAX(attempts-1, 0) WHERE job_id=?", (job_id,))
 
     def recover(self) -> list[Job]:
         """Resume after a restart: every ``processing`` job goes back to ``queued``.
@@ -801,6 +809,13 @@ class JobStore:
             "WHERE item_id=?",
             (OutboxState.FAILED.value, reason),
         )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a job store written by an older rgcds to this schema (columns added since)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    if "attempts" not in columns:  # schema 2 -> 3: the per-job count of processing claims
+        db.execute("ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
 
 
 def _storage_error(exc: sqlite3.Error) -> StorageError:

@@ -86,6 +86,10 @@ class Job:
         POSIX times of the first and last instance this job received (``None`` if none).
     received_count
         Instances received while this job was open (the study may hold more).
+    attempts
+        How often the job was claimed for processing (:meth:`JobStore.claim_next`); a job
+        whose processing never finished (the daemon crashed during it) is claimed again
+        after the restart, up to ``processing.max_attempts``.
     """
 
     job_id: int
@@ -97,6 +101,7 @@ class Job:
     first_received: float | None
     last_received: float | None
     received_count: int
+    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,3 +236,32 @@ def test_durable_after_reopen(tmp_path: Path) -> None:
     con = sqlite3.connect(tmp_path / "j.sqlite3")
     assert con.execute("SELECT COUNT(*) FROM instances").fetchone()[0] == 1
     con.close()
+
+
+def test_claims_are_counted_and_a_graceful_stop_refunds_one(tmp_path: Path) -> None:
+    with JobStore(tmp_path / "jobs.sqlite") as s:
+        job = s.record_instance(meta(1), "/spool/1.dcm", 10)
+        s.mark(job.job_id, JobState.STABLE)
+        s.mark(job.job_id, JobState.QUEUED)
+        assert s.get(job.job_id).attempts == 0
+        assert s.claim_next().attempts == 1  # type: ignore[union-attr]
+        s.recover()  # as after a crash: queued again, the attempt stays counted
+        assert s.claim_next().attempts == 2  # type: ignore[union-attr]
+        s.refund_attempt(job.job_id)
+        assert s.get(job.job_id).attempts == 1
+
+
+def test_store_of_schema_2_gains_the_attempts_column(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    with sqlite3.connect(path) as con:  # the jobs table as rgcds wrote it before schema 3
+        con.execute(
+            "CREATE TABLE jobs (job_id INTEGER PRIMARY KEY AUTOINCREMENT, study_uid TEXT NOT "
+            "NULL, state TEXT NOT NULL, reason TEXT, created_at REAL NOT NULL, updated_at REAL "
+            "NOT NULL, first_received REAL, last_received REAL, received_count INTEGER NOT "
+            "NULL DEFAULT 0)"
+        )
+        con.execute("INSERT INTO jobs VALUES (1, ?, 'queued', NULL, 1, 1, 1, 1, 1)", (STUDY,))
+        con.execute("PRAGMA user_version=2")
+    with JobStore(path) as s:
+        job = s.claim_next()
+        assert job is not None and job.job_id == 1 and job.attempts == 1
