@@ -147,7 +147,7 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
     header = _first_dataset(study_index)
     identity = StudyIdentity.from_dataset(header)
     used: dict[str, tuple[str, str]] = {}
-    notes: list[str] = list(ctx.notes)
+    notes: list[str] = [*ctx.notes, *study_index.damage_notes()]
     try:
         selection = run("classify", stages.classify, ctx, study_index)
         notes += list(selection.ambiguities)

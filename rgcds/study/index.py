@@ -9,6 +9,7 @@ Dataset.
 from __future__ import annotations
 
 import os
+import struct
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 
 from rgcds.exceptions import DicomInputError
 from rgcds.logging import remember_phi
+from rgcds.study.integrity import truncation
 
 logger = structlog.get_logger(__name__)
 
@@ -115,11 +117,57 @@ class SeriesInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class DamagedFile:
+    """A received file that is cut short (:func:`rgcds.study.integrity.truncation`).
+
+    ``series_instance_uid`` is empty when the header itself was cut before it; the other
+    series fields are then empty too.
+    """
+
+    path: Path
+    reason: str
+    series_instance_uid: str = ""
+    series_number: int | None = None
+    series_description: str = ""
+    modality: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StudyIndex:
-    """All series found, with their study UIDs, in a stable order (study, series number)."""
+    """All series found, with their study UIDs, in a stable order (study, series number).
+
+    A series with a damaged (truncated) instance is not in ``series``: an incomplete series
+    must not be analysed as if it were whole. ``damaged`` lists those files and
+    :meth:`damage_notes` says so in the report's words.
+    """
 
     series: tuple[SeriesInfo, ...]
     skipped_files: int = 0
+    damaged: tuple[DamagedFile, ...] = ()
+
+    def damage_notes(self) -> tuple[str, ...]:
+        """One sentence per series left out for damaged files (and one for unknown series)."""
+        by_series: dict[str, list[DamagedFile]] = defaultdict(list)
+        for d in self.damaged:
+            by_series[d.series_instance_uid].append(d)
+        notes = []
+        for uid, files in by_series.items():
+            first = files[0]
+            if not uid:
+                notes.append(
+                    f"{len(files)} received file(s) are cut short on disk before their series "
+                    f"is named ({first.reason}), so their series may be missing from the "
+                    "analysis; resend the study."
+                )
+                continue
+            number = f" {first.series_number}" if first.series_number is not None else ""
+            what = f" ({first.series_description})" if first.series_description else ""
+            notes.append(
+                f"{first.modality or 'The'} series{number}{what} was not used: {len(files)} "
+                f"of its received instance(s) are cut short on disk ({first.reason}); resend "
+                "the series."
+            )
+        return tuple(notes)
 
     @property
     def study_instance_uids(self) -> tuple[str, ...]:
@@ -346,15 +394,26 @@ def index_study(
     members: dict[str, list[InstanceRef]] = defaultdict(list)
     seen: set[str] = set()
     skipped = 0
+    damaged: list[DamagedFile] = []
     for path in _iter_files(source):
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except (InvalidDicomError, OSError, EOFError, ValueError, KeyError):
+            with open(path, "rb") as fh:
+                ds = pydicom.dcmread(fh, stop_before_pixels=True)
+                cut = truncation(fh, ds)
+        except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, struct.error):
             skipped += 1
             continue
         remember_phi(ds)
         series_uid = str(ds.get("SeriesInstanceUID", ""))
         sop_uid = str(ds.get("SOPInstanceUID", ""))
+        if cut is not None:
+            damaged.append(DamagedFile(
+                path=path, reason=cut, series_instance_uid=series_uid,
+                series_number=_int(ds, "SeriesNumber"),
+                series_description=str(ds.get("SeriesDescription", "")),
+                modality=str(ds.get("Modality", "")),
+            ))
+            continue
         if not series_uid or not sop_uid:
             skipped += 1
             continue
@@ -371,10 +430,17 @@ def index_study(
                 number_of_frames=_int(ds, "NumberOfFrames") or 1,
             )
         )
+    for d in damaged:  # an incomplete series is not analysed as if it were whole
+        members.pop(d.series_instance_uid, None)
+        headers.pop(d.series_instance_uid, None)
+    if damaged:
+        logger.warning("damaged files found", n_files=len(damaged),
+                       n_series=len({d.series_instance_uid for d in damaged}))
     if not members:
+        cut = f", {len(damaged)} cut short on disk" if damaged else ""
         raise NoDicomFilesError(
-            f"No DICOM instance was found in the input ({skipped} files skipped as not DICOM); "
-            "check that the study was received completely."
+            f"No DICOM instance was found in the input ({skipped} files skipped as not DICOM"
+            f"{cut}); check that the study was received completely."
         )
     series = [
         series_info_from_dataset(headers[uid], sorted(refs, key=_instance_key))
@@ -395,7 +461,7 @@ def index_study(
         skipped_files=skipped,
         study_uids=list(dict.fromkeys(s.study_instance_uid for s in series)),
     )
-    return StudyIndex(series=tuple(series), skipped_files=skipped)
+    return StudyIndex(series=tuple(series), skipped_files=skipped, damaged=tuple(damaged))
 
 
 def _instance_key(ref: InstanceRef) -> tuple[int, str]:
@@ -403,6 +469,7 @@ def _instance_key(ref: InstanceRef) -> tuple[int, str]:
 
 
 __all__ = [
+    "DamagedFile",
     "InstanceRef",
     "NoDicomFilesError",
     "RadiopharmaceuticalInfo",
