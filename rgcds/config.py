@@ -131,6 +131,9 @@ class StorageSettings(_Section):
 
     root: Path = Path("/var/lib/rgcds")
     min_free_bytes: int = Field(default=1_073_741_824, ge=0)
+    reserve_bytes: int = Field(default=16 << 20, ge=0)
+    """A preallocated file under the root, deleted when the disk is full so that the job
+    store still opens (rgcds.store.reserve); 0 turns it off."""
     duplicate_policy: Literal["replace", "ignore", "reject"] = "replace"
     durability: Literal["instance", "association"] = "instance"
     """When a C-STORE success is sent: ``instance`` once the instance is fsynced (survives a

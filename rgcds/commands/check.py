@@ -1,6 +1,7 @@
 """``rgcds check --config PATH [--offline] [--json]``: is this installation ready to run?
 
-Checks, one OK/FAIL/SKIP line each with the reason:
+Checks, one OK/FAIL/SKIP/WARN line each with the reason (WARN: the daemon starts and
+says so itself, e.g. a full disk it answers with 0xA700):
 
 * ``config``: the file (and ``RGCDS_*`` variables) validate;
 * ``storage``: ``storage.root`` exists or can be created, and is writable (a probe file is
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -37,17 +39,18 @@ from rgcds.dicom.tls import client_ssl_context, server_ssl_context
 from rgcds.exceptions import RgcdsError
 from rgcds.store.jobs import JOB_STORE_NAME, JobStore, job_store_path
 from rgcds.store.records import JobState
+from rgcds.store.reserve import open_job_store, reserve_path
 
 NAME = "check"
 HELP = ("Check the configuration, storage, models and destinations (C-ECHO); "
         "exit 1 when anything is wrong.")
 
-OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
+OK, FAIL, SKIP, WARN = "OK", "FAIL", "SKIP", "WARN"
 
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """One check's outcome: ``status`` is ``OK``, ``FAIL`` or ``SKIP``; ``detail`` says why."""
+    """One check's outcome: ``status`` OK, FAIL, SKIP or WARN; ``detail`` says why."""
 
     name: str
     status: str
@@ -108,7 +111,7 @@ def _probe_write(root: Path) -> None:
 def _probe_job_store(root: Path) -> str:
     path = job_store_path(root)
     if path.exists():
-        with JobStore(path) as store:
+        with open_job_store(root) as store:  # a full disk: releases the reserve
             queued = len(store.jobs([JobState.QUEUED]))
             failed = len(store.jobs([JobState.FAILED]))
             studies = len(store.study_summaries())
@@ -121,6 +124,13 @@ def _probe_job_store(root: Path) -> str:
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{probe}{suffix}").unlink(missing_ok=True)
     return f"{path} does not exist yet; a test database opened in its folder"
+
+
+def _job_store_result(root: Path) -> CheckResult:
+    try:
+        return CheckResult("job store", OK, _probe_job_store(root))
+    except RgcdsError as exc:
+        return CheckResult("job store", FAIL, str(exc))
 
 
 def check_storage(storage: StorageSettings) -> list[CheckResult]:
@@ -141,6 +151,13 @@ def check_storage(storage: StorageSettings) -> list[CheckResult]:
         try:
             _probe_write(root)
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk is not an outage
+                return [CheckResult(
+                    "storage", WARN,
+                    f"storage.root {root} is full ({exc.strerror}): the daemon starts, answers "
+                    "C-ECHO and refuses instances with 0xA700 (out of resources) until space "
+                    "is freed.",
+                ), _job_store_result(root)]
             return [CheckResult(
                 "storage", FAIL,
                 f"storage.root {root} is not writable: {exc.strerror or exc}.",
@@ -148,21 +165,23 @@ def check_storage(storage: StorageSettings) -> list[CheckResult]:
         note = " (it does not exist yet and can be created)" if created else ""
         results = [CheckResult("storage", OK, f"{root} is writable{note}")]
         free = shutil.disk_usage(root).free
-        if free < storage.min_free_bytes:
+        # Without its reserve (released on a full disk) the daemon holds its size back.
+        held = storage.reserve_bytes if not reserve_path(root).exists() else 0
+        if free - held < storage.min_free_bytes:
+            released = f" (of which {held} are kept for the disk reserve)" if held else ""
             results.append(CheckResult(
-                "free space", FAIL,
-                f"only {free} bytes are free under {root}, below "
-                f"storage.min_free_bytes={storage.min_free_bytes}; free space or lower it.",
+                "free space", WARN,
+                f"only {free} bytes are free under {root}{released}, below "
+                f"storage.min_free_bytes={storage.min_free_bytes}: the daemon refuses "
+                "instances with 0xA700 (out of resources) until space is freed; free space or "
+                "lower it.",
             ))
         else:
             results.append(CheckResult(
                 "free space", OK,
                 f"{free} bytes free (storage.min_free_bytes={storage.min_free_bytes})",
             ))
-        try:
-            results.append(CheckResult("job store", OK, _probe_job_store(root)))
-        except RgcdsError as exc:
-            results.append(CheckResult("job store", FAIL, str(exc)))
+        results.append(_job_store_result(root))
         return results
     finally:
         _remove_dirs(created)

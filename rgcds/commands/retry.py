@@ -26,6 +26,7 @@ from rgcds.dicom.parse import InstanceMeta
 from rgcds.exceptions import RgcdsError
 from rgcds.store.jobs import JobStore, job_store_path
 from rgcds.store.records import InvalidTransitionError, Job, JobState, OutboxState
+from rgcds.store.reserve import open_job_store
 
 NAME = "retry"
 HELP = "Queue a failed study again (or re-send its failed results); exit 1 if it did not fail."
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not path.exists():
             raise RetryError(f"There is no job store at {path}; no study was received yet.")
-        with JobStore(path) as store:
+        with open_job_store(settings.storage.root) as store:
             outcome = retry_study(store, args.study_uid)
     except RetryError as exc:
         print(f"rgcds retry: {exc}", file=sys.stderr)

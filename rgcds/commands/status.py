@@ -9,7 +9,8 @@ from typing import Any
 
 from rgcds.commands import add_config_argument, settings_and_logging
 from rgcds.config import Settings
-from rgcds.store import JobStore, StudySummary, job_store_path
+from rgcds.store import StudySummary, job_store_path
+from rgcds.store.reserve import open_job_store
 
 NAME = "status"
 HELP = "List received studies: UID, state, series and instance counts, times, last error."
@@ -44,7 +45,7 @@ def collect(settings: Settings) -> list[dict[str, Any]]:
     path = job_store_path(settings.storage.root)
     if not path.exists():
         return []
-    with JobStore(path) as store:
+    with open_job_store(settings.storage.root) as store:  # a full disk: releases the reserve
         return [summary_dict(s) for s in store.study_summaries()]
 
 

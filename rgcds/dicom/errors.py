@@ -13,4 +13,8 @@ class DuplicateInstanceError(StorageError):
     """The SOP instance was received before and ``duplicate_policy`` is ``reject``."""
 
 
-__all__ = ["DatasetMismatchError", "DuplicateInstanceError"]
+class UidCollisionError(DuplicateInstanceError):
+    """The SOP Instance UID was received before in another study (``replace`` keeps that one)."""
+
+
+__all__ = ["DatasetMismatchError", "DuplicateInstanceError", "UidCollisionError"]

@@ -43,7 +43,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import A_RELEASE
 
 from rgcds.config import CallingAE, ListenerSettings
-from rgcds.dicom.errors import DatasetMismatchError, DuplicateInstanceError
+from rgcds.dicom.errors import DatasetMismatchError, DuplicateInstanceError, UidCollisionError
 from rgcds.dicom.parse import InstanceMeta, read_instance_meta
 from rgcds.dicom.sop_classes import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS
 from rgcds.dicom.status import StoreStatus
@@ -453,6 +453,11 @@ class StorageSCP:
             with self._lock:
                 self._open.setdefault(id(event.assoc), set()).add(meta.study_uid)
             self._sink(meta, data)
+        except UidCollisionError:
+            logger.warning("instance refused: its SOP Instance UID belongs to another study",
+                           calling_ae=calling, study_uid=meta.study_uid)
+            return _status(StoreStatus.DUPLICATE_SOP_INSTANCE,
+                           "SOP Instance UID already used in another study")
         except DuplicateInstanceError:
             logger.info("duplicate instance rejected", calling_ae=calling)
             return _status(StoreStatus.DUPLICATE_SOP_INSTANCE, "Duplicate SOP instance rejected")

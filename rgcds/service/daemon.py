@@ -67,6 +67,7 @@ from rgcds.service.trigger import StudyTrigger
 from rgcds.store.ingest import Ingestor, IngestOutcome
 from rgcds.store.jobs import JobStore, job_store_path
 from rgcds.store.records import InvalidTransitionError, Job, JobState, UnknownJobError
+from rgcds.store.reserve import ensure_reserve, open_job_store
 from rgcds.store.spool import Spool
 
 logger = structlog.get_logger(__name__)
@@ -268,7 +269,7 @@ class Daemon:
         self._shutdown.clear()
         self.spool = Spool(storage.root)
         self.spool.clean_incoming()
-        self.jobs = JobStore(self.db_path)
+        self.jobs = open_job_store(storage.root)  # a full disk: releases the reserve
         self.jobs.recover()
         try:  # the patient-key secret, created on the first start (docs/operations.md)
             installation_secret(storage.root)
@@ -279,6 +280,7 @@ class Daemon:
             self.spool, self.jobs, storage.duplicate_policy, storage.min_free_bytes,
             durability=storage.durability,
         )  # replays the spool journal a crash left, before the listener starts
+        self._keep_reserve()
         self.scp = StorageSCP(
             self.settings.listener, _CountingSink(ingest, self.metrics), port=self._port,
             on_release=ingest.flush,
@@ -416,10 +418,23 @@ class Daemon:
         queued, processing = counts if counts is not None else self._counts()
         return f"listening on :{self.port}; {queued} queued, {processing} processing"
 
+    def _keep_reserve(self) -> None:
+        """Create the disk reserve when there is room; until then hold its size back.
+
+        Without the reserve, instances are refused that much earlier (``min_free_bytes``
+        plus the reserve's size), so the space the reserve needs is kept for it.
+        """
+        storage = self.settings.storage
+        present = ensure_reserve(storage.root, storage.reserve_bytes, storage.min_free_bytes)
+        if self.ingest is not None:
+            self.ingest.min_free_bytes = storage.min_free_bytes + (
+                0 if present else storage.reserve_bytes)
+
     def _trigger_loop(self) -> None:
         assert self.trigger is not None
         while not self._shutdown.is_set():
             try:
+                self._keep_reserve()
                 queued = self.trigger.evaluate()
                 if queued:
                     self.metrics.studies_received.inc(len(queued))

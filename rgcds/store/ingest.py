@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 import structlog
 
-from rgcds.dicom.errors import DuplicateInstanceError
+from rgcds.dicom.errors import DuplicateInstanceError, UidCollisionError
 from rgcds.dicom.parse import InstanceMeta, read_instance_meta
 from rgcds.exceptions import DicomInputError, InvalidUIDError, RgcdsError, StorageError
 from rgcds.store.jobs import JobStore
@@ -268,10 +268,34 @@ class Ingestor:
                 return self.jobs.find_instance(sop_instance_uid) is not None
         return row is not None
 
+    def _owner(self, sop_instance_uid: str) -> str | None:
+        """The study that already holds this SOP Instance UID (pending or recorded)."""
+        pending = self._pending.get(sop_instance_uid)
+        if pending is not None:
+            return pending.meta.study_uid
+        with self._reader_lock:
+            try:
+                row = self._reader.execute(
+                    "SELECT study_uid FROM instances WHERE sop_instance_uid=?",
+                    (sop_instance_uid,),
+                ).fetchone()
+            except sqlite3.Error:
+                found = self.jobs.find_instance(sop_instance_uid)
+                return None if found is None else found.study_uid
+        return None if row is None else str(row[0])
+
     def _duplicate(self, meta: InstanceMeta) -> IngestOutcome | None:
-        if self.duplicate_policy == "replace":
+        owner = self._owner(meta.sop_instance_uid)
+        if owner is None:
             return None
-        if meta.sop_instance_uid not in self._pending and not self._known(meta.sop_instance_uid):
+        if owner != meta.study_uid:
+            # Not a resend: another study's instance. Replacing (or ignoring) would take its
+            # file and row from that study, or drop this one unsaid: refused instead.
+            raise UidCollisionError(
+                f"The SOP Instance UID {meta.sop_instance_uid} already belongs to another "
+                f"study ({owner}); the instance is refused and that study's instance kept."
+            )
+        if self.duplicate_policy == "replace":
             return None
         if self.duplicate_policy == "ignore":
             logger.info("duplicate instance ignored", study_uid=meta.study_uid,

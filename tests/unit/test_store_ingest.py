@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from rgcds.dicom.errors import DuplicateInstanceError
+from rgcds.dicom.errors import DuplicateInstanceError, UidCollisionError
 from rgcds.dicom.parse import InstanceMeta
 from rgcds.exceptions import InvalidUIDError, OutOfResourcesError
 from rgcds.store import Ingestor as _Ingestor
@@ -66,6 +66,29 @@ def test_replace_policy(parts: tuple[Spool, JobStore]) -> None:
     assert ingest.flush(10)
     assert spool.instance_path(META).read_bytes() == b"second"
     assert len(jobs.instances("1.2.3")) == 1
+
+
+@pytest.mark.parametrize("indexed_first", [True, False])
+@pytest.mark.parametrize("policy", ["replace", "ignore", "reject"])
+def test_no_policy_takes_another_studys_instance(
+    parts: tuple[Spool, JobStore], indexed_first: bool, policy: Any
+) -> None:
+    spool, jobs = parts
+    ingest = Ingestor(spool, jobs, policy)
+    ingest(META, b"first")
+    if indexed_first:
+        assert ingest.flush(10)
+    other = InstanceMeta(study_uid="9.8.7", series_uid="9.8.7.6",
+                         sop_instance_uid=META.sop_instance_uid,
+                         sop_class_uid=META.sop_class_uid)
+    with pytest.raises(UidCollisionError, match="another study"):
+        ingest(other, b"intruder")
+    assert ingest.flush(10)
+    assert spool.instance_path(META).read_bytes() == b"first"
+    assert not spool.instance_path(other).exists()
+    rec = jobs.find_instance(META.sop_instance_uid)
+    assert rec is not None and rec.study_uid == "1.2.3"
+    assert jobs.instances("9.8.7") == []
 
 
 def test_ignore_policy(parts: tuple[Spool, JobStore]) -> None:
