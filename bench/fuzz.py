@@ -139,6 +139,8 @@ def main() -> int:
         "output_lines": text.count("\n"),
     })
     print(json.dumps(figures, indent=2))
+    for line in [x for x in text.splitlines() if any(m in x for m in PHI_MARKERS)][:5]:
+        print("PHI marker in:", line[:400])  # synthetic markers: where the guard missed
     out = Path(__file__).resolve().parent / "results" / "fuzz.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n")

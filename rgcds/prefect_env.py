@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
+from typing import Any
 
 #: The environment that turns off every outbound default of Prefect 3.9 and ONNX Runtime.
 OFFLINE_ENVIRONMENT: dict[str, str] = {
@@ -59,4 +60,34 @@ def keep_prefect_offline(environ: MutableMapping[str, str] | None = None) -> Non
     target.update(OFFLINE_ENVIRONMENT)
 
 
-__all__ = ["OFFLINE_ENVIRONMENT", "keep_prefect_offline"]
+class _TiedSubprocess:
+    """``subprocess`` as Prefect's server module sees it: uvicorn goes through
+    :mod:`rgcds.prefect_child`; everything else is the real module."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def Popen(self, *args: Any, **kwargs: Any) -> Any:  # subprocess.Popen, by name
+        argv = list(kwargs.pop("args", args[0] if args else []))
+        if argv[1:3] == ["-m", "uvicorn"]:
+            argv[1:3] = ["-m", "rgcds.prefect_child"]
+        return self._real.Popen(argv, *args[1:], **kwargs)
+
+
+def tie_ephemeral_server() -> None:
+    """Make Prefect's ephemeral API server end with this process, even after a SIGKILL.
+
+    The embedded processing mode's server is a subprocess Prefect stops at exit; a killed
+    daemon left it running. Idempotent; call before the first flow run.
+    """
+    from prefect.server.api import server as prefect_server
+
+    current = prefect_server.subprocess  # type: ignore[attr-defined]
+    if not isinstance(current, _TiedSubprocess):
+        prefect_server.subprocess = _TiedSubprocess(current)  # type: ignore[attr-defined,assignment]
+
+
+__all__ = ["OFFLINE_ENVIRONMENT", "keep_prefect_offline", "tie_ephemeral_server"]

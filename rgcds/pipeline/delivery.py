@@ -179,6 +179,7 @@ def make_deliverer(
             time.time(),
             policy=policy,
             timeouts=timeouts,
+            calling_ae_title=settings.listener.ae_title,  # what the PACS was told we are
         )
         if metrics is not None:
             # Per-destination counts are not in the summary; count under "all".

@@ -163,9 +163,10 @@ class _Session:
         destination: DestinationSettings,
         sop_classes: Iterable[tuple[str, str]],
         timeouts: NetworkTimeouts,
+        calling_ae_title: str = DEFAULT_CALLING_AE,
     ) -> None:
         self.destination = destination
-        calling = destination.calling_ae_title or DEFAULT_CALLING_AE
+        calling = destination.calling_ae_title or calling_ae_title
         ae = AE(ae_title=calling)
         ae.connection_timeout = timeouts.connection
         ae.acse_timeout = timeouts.acse
@@ -315,6 +316,7 @@ def _deliver_to(
     policy: RetryPolicy,
     timeouts: NetworkTimeouts,
     summary: DeliverySummary,
+    calling_ae_title: str = DEFAULT_CALLING_AE,
 ) -> None:
     contexts: set[tuple[str, str]] = set()
     sendable: list[DeliveryRecord] = []
@@ -337,7 +339,7 @@ def _deliver_to(
     # per object per round.
     remaining = list(sendable)
     while remaining:
-        session = _Session(destination, contexts, timeouts)
+        session = _Session(destination, contexts, timeouts, calling_ae_title)
         try:
             assoc = session.open()
         except (TransientExportError, PermanentExportError) as exc:
@@ -372,6 +374,7 @@ def deliver_due(
     *,
     policy: RetryPolicy | None = None,
     timeouts: NetworkTimeouts | None = None,
+    calling_ae_title: str = DEFAULT_CALLING_AE,
 ) -> DeliverySummary:
     """Send every due outbox item to its destination and record the outcomes.
 
@@ -388,6 +391,9 @@ def deliver_due(
         Backoff of transient failures.
     timeouts
         SCU timeouts.
+    calling_ae_title
+        The calling AE title of every association (the daemon passes
+        ``listener.ae_title``), unless a destination sets its own ``calling_ae_title``.
 
     Returns
     -------
@@ -412,7 +418,8 @@ def deliver_due(
             for item in items:
                 _record_failure(outbox, item, exc, now, policy, summary)
             continue
-        _deliver_to(outbox, destination, items, now, policy, timeouts, summary)
+        _deliver_to(outbox, destination, items, now, policy, timeouts, summary,
+                    calling_ae_title)
     if summary.attempted:
         logger.info(
             "export_round", sent=summary.sent, retried=summary.retried, failed=summary.failed

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from rgcds.config import Settings
-from rgcds.prefect_env import keep_prefect_offline
+from rgcds.prefect_env import keep_prefect_offline, tie_ephemeral_server
 from rgcds.service.metrics import Metrics
 from rgcds.service.pairing import find_partner, no_partner_note, retrieve_partner
 from rgcds.store import Job, JobState, JobStore
@@ -118,6 +118,7 @@ def make_processor(
             logger.info("flow run submitted", job_id=job.job_id, flow_run_id=run_id)
             return
         parameters["settings"] = settings.model_dump(mode="json")
+        tie_ephemeral_server()  # a SIGKILLed daemon leaves no Prefect server behind
         result = load_entrypoint(entrypoint)(**parameters)
         if metrics is not None:
             for stage, seconds in dict(result.get("stage_seconds", {})).items():

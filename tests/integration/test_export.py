@@ -250,3 +250,23 @@ def test_a_slow_object_does_not_starve_the_others(
     by_uid = {i.sop_instance_uid: i for i in outbox.all()}
     assert by_uid[slow_uid].state is OutboxState.PENDING and by_uid[slow_uid].attempts == 1
     assert all(i.state is OutboxState.SENT for u, i in by_uid.items() if u != slow_uid)
+
+
+def test_daemon_calls_with_its_listener_ae_title(
+    tmp_path: Path, results: list[tuple[str, Path]], port: int, scps: list[Received]
+) -> None:
+    """A PACS configured from the documentation knows rgcds by ``listener.ae_title``."""
+    from rgcds.config import ListenerSettings, Settings, StorageSettings
+    from rgcds.pipeline.delivery import make_deliverer
+
+    scps.append(Received(port, require_calling=["SITE_RGCDS"]))  # rejects anyone else
+    outbox = StoreOutbox(tmp_path / "jobs.sqlite3")
+    settings = Settings(
+        listener=ListenerSettings(ae_title="SITE_RGCDS"),
+        storage=StorageSettings(root=tmp_path / "root", min_free_bytes=0),
+        destinations=[_dest(port, calling=None)],
+    )
+    enqueue(outbox, results[:2], settings.destinations, job_id=outbox.job_id, now=0.0)
+    make_deliverer(settings, lambda: outbox.jobs)()
+    assert all(i.state is OutboxState.SENT for i in outbox.all())
+    assert sorted(scps[0].uids) == sorted(uid for uid, _ in results[:2])
