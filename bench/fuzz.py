@@ -1,6 +1,6 @@
 """Fuzz the listener (issue 21) and print what it survived, plus the hostile-network figures.
 
-    .venv/bin/python bench/fuzz.py [--cases 100000] [--seed 0] [--loris 50]
+    .venv/bin/python bench/fuzz.py [--cases 100000] [--seed 0] [--loris 50] [--workers 8]
 
 Starts a ``Daemon`` on a free loopback port in this process, with logging configured as
 ``rgcds serve`` configures it (stdout and stderr go to a file that is scanned for the PHI
@@ -27,6 +27,7 @@ import socket
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -87,6 +88,9 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--loris", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="fuzzers on their own connections at once (seeds seed*1000+i); each "
+                    "checks C-ECHO after every case")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rgcds-fuzz-"))
     log_path = work / "output.log"
@@ -113,18 +117,22 @@ def main() -> int:
         say(f"oversized A-ASSOCIATE-RQ (declares 4 GiB): "
             f"{figures['oversized_rq_bytes_sent_before_close'] / MIB:.1f} MiB sent before "
             f"the listener closed; RSS +{figures['oversized_rq_rss_growth_mib']:.1f} MiB")
-        fuzzer = Fuzzer(d.port, SCANNER, AET, seed=args.seed)
-        fuzzer.run(30)
+        fuzzers = [Fuzzer(d.port, SCANNER, AET, seed=args.seed * 1000 + i)
+                   for i in range(max(1, args.workers))]
+        fuzzers[0].run(30)
         baseline, peak = rss_bytes(), 0
         t0 = time.perf_counter()
         done = 0
-        while done < args.cases:
-            n = min(500, args.cases - done)
-            fuzzer.run(n)
-            done += n
-            peak = max(peak, rss_bytes() - baseline)
-            say(f"  {done} cases, {done / (time.perf_counter() - t0):.1f}/s, "
-                f"echo failures {len(fuzzer.echo_failures)}, RSS +{peak / MIB:.1f} MiB")
+        with ThreadPoolExecutor(len(fuzzers)) as pool:
+            while done < args.cases:
+                n = min(500 * len(fuzzers), args.cases - done)
+                shares = [n // len(fuzzers) + (i < n % len(fuzzers)) for i in range(len(fuzzers))]
+                list(pool.map(lambda fz_n: fz_n[0].run(fz_n[1]), zip(fuzzers, shares, strict=True)))
+                done += n
+                peak = max(peak, rss_bytes() - baseline)
+                failures = sum(len(f.echo_failures) for f in fuzzers)
+                say(f"  {done} cases, {done / (time.perf_counter() - t0):.1f}/s, "
+                    f"echo failures {failures}, RSS +{peak / MIB:.1f} MiB")
         elapsed = time.perf_counter() - t0
     finally:
         d.stop(timeout=2.0)
@@ -134,7 +142,9 @@ def main() -> int:
     found = [m for m in PHI_MARKERS if m in text]
     figures.update({
         "cases": done, "seed": args.seed, "cases_per_s": done / elapsed,
-        "echo_failures": len(fuzzer.echo_failures), "rss_growth_mib_max": peak / MIB,
+        "workers": len(fuzzers),
+        "echo_failures": sum(len(f.echo_failures) for f in fuzzers),
+        "rss_growth_mib_max": peak / MIB,
         "phi_markers_in_output": ",".join(found) or "none",
         "output_lines": text.count("\n"),
     })
