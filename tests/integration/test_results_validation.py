@@ -142,9 +142,10 @@ def test_orthanc_accepts_and_indexes_every_object(
 
 def test_phantom_study_end_to_end(tmp_path: Path) -> None:
     """The phantom's T1c series and its truth labels go through SEG, SR, SC and PDF."""
-    study_mod = pytest.importorskip("rgcds.phantom.study")
-    sitk = pytest.importorskip("SimpleITK")
     import pydicom
+    import SimpleITK as sitk
+
+    import rgcds.phantom.study as study_mod
 
     study = study_mod.write_study(tmp_path / "phantom", seed=1, size="small", with_pet=False)
     image = sitk.ReadImage(str(study.labels_native_path))

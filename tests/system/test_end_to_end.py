@@ -30,6 +30,10 @@ from tests.system.daemon_harness import push_study, sr_texts, wait_for_last_job
 pytestmark = [pytest.mark.slow]
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
+#: The reference model on this (small, template-derived) phantom reaches WT Dice 0.78 or more
+#: on held-out phantoms (its card); a bound well under that still fails a broken pipeline
+#: (a flipped axis, a shifted grid, labels on the wrong series), which "overlap > 0" did not.
+DICE_WT_MIN = 0.6
 
 
 def settings_for(tmp: Path, **extra: Any) -> Settings:
@@ -63,7 +67,7 @@ def test_offline_run_writes_every_object(offline_run: Any, phantom_study: Any) -
     assert outcome.status == "complete", outcome.reason
     kinds = [pydicom.dcmread(p, stop_before_pixels=True).Modality for _u, p in outcome.written]
     assert kinds[0] == "SEG"
-    assert {"SEG", "SR", "OT", "DOC"} <= set(kinds) | {"OT"}
+    assert {"SEG", "SR", "OT", "DOC"} <= set(kinds)  # the Secondary Capture (OT) too
     for _uid, path in outcome.written:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         assert ds.StudyInstanceUID == phantom_study.study_instance_uid
@@ -90,7 +94,9 @@ def test_seg_is_on_the_t1c_grid_and_finds_the_tumour(offline_run: Any, phantom_s
     )
     assert labels.shape == truth.shape
     overlap = np.logical_and(labels > 0, truth > 0).sum()
-    assert overlap > 0, "the segmentation misses the tumour entirely"
+    dice = 2.0 * overlap / ((labels > 0).sum() + (truth > 0).sum())
+    print(f"whole-tumour Dice on the native T1c grid: {dice:.3f}")
+    assert dice >= DICE_WT_MIN, f"whole-tumour Dice {dice:.3f} < {DICE_WT_MIN}"
 
 
 def test_rerun_resumes_from_the_work_directory(offline_run: Any) -> None:

@@ -19,7 +19,6 @@ needs_tensorrt = pytest.mark.skipif(
 
 
 def _card(tmp_path: Path) -> Path:
-    pytest.importorskip("onnx", reason="the onnx package builds the tiny test models")
     from rgcds.inference.testing import write_model_folder
 
     return write_model_folder(tmp_path / "tiny", patch=16)

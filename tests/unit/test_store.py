@@ -179,12 +179,29 @@ def test_resume_after_crash(tmp_path: Path) -> None:
 
 
 def test_no_phi_columns(store: JobStore) -> None:
+    # Every table, including the pairing table (``studies``): its only patient column is the
+    # keyed pseudonym, and its date is the study date the pairing window needs.
+    tables = [r[0] for r in store._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+              if not r[0].startswith("sqlite_")]
+    assert {"jobs", "instances", "outbox", "studies", "retrieved"} <= set(tables)
+    allowed = {"patient_key", "study_date"}
     cols = {
         row[1].lower()
-        for table in ("jobs", "instances", "outbox")
+        for table in tables
         for row in store._db.execute(f"PRAGMA table_info({table})")
     }
-    assert not any("patient" in c or "accession" in c or "birth" in c for c in cols)
+    phi_like = {"patient", "accession", "birth", "name", "sex", "age", "date"}
+    assert not [c for c in cols - allowed if phi_like & set(c.split("_"))]
+
+
+def test_pairing_table_holds_the_hmac_not_the_patient_id(store: JobStore) -> None:
+    from rgcds.service.pairing import patient_key
+
+    key = patient_key("PID-7654321", secret=b"s" * 32)
+    store.record_study("1.2.3", key, "20261201")
+    ((stored,),) = store._db.execute("SELECT patient_key FROM studies").fetchall()
+    assert stored == key and "7654321" not in stored
+    assert patient_key("PID-7654321", secret=b"t" * 32) != key  # keyed, not a plain hash
 
 
 def test_status_summaries(store: JobStore) -> None:
