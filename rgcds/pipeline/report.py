@@ -74,7 +74,9 @@ SR_FEATURES: tuple[str, ...] = (
 SR_REGIONS = ("ET", "NCR", "ED")
 SR_SEQUENCES = ("T1c", "FLAIR", "PET")
 
-_ROLES = {r.value.upper(): r for r in SeriesRole}
+#: The roles a report names (the analysed sequences); the others are not reported as used.
+_ROLES = {r.value.upper(): r for r in (SeriesRole.T1, SeriesRole.T1C, SeriesRole.T2,
+                                        SeriesRole.FLAIR, SeriesRole.PET)}
 
 
 def _provenance(p: ModelProvenance) -> ReportProvenance:

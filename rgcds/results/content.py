@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pydicom
 
+from rgcds.enums import SeriesRole  # one vocabulary: the study stage's roles
 from rgcds.exceptions import DicomInputError
 
 
@@ -85,16 +86,6 @@ class Lobe(StrEnum):
     THALAMUS = "thalamus"
     BRAINSTEM = "brainstem"
     CEREBELLUM = "cerebellum"
-
-
-class SeriesRole(StrEnum):
-    """The part a series played in the analysis."""
-
-    T1 = "T1"
-    T1C = "T1c"
-    T2 = "T2"
-    FLAIR = "FLAIR"
-    PET = "PET"
 
 
 @dataclass(frozen=True, slots=True)
