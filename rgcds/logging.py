@@ -587,8 +587,11 @@ def _scrub_rendered(logger: WrappedLogger, method_name: str, event_dict: EventDi
 
 
 # pydicom quotes the offending value in its warnings and log lines ("Invalid value for VR
-# DA: '1917.03.17'"), possibly before rgcds has registered the dataset's PHI.
-_QUOTED = re.compile(r"""(?P<q>['"]).*?(?P=q)""")
+# DA: '1917.03.17'"), possibly before rgcds has registered the dataset's PHI. The value may
+# itself hold quotes and its neighbours' bytes (an element whose length field was mangled
+# swallows the patient's name and ID, found by bench/fuzz.py at 100,000 cases), so all from
+# the first quote to the last is redacted, not only up to the next quote.
+_QUOTED = re.compile(r"""(?P<q>['"]).*(?P=q)""", re.DOTALL)
 
 
 def _redact_quoted(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:

@@ -191,6 +191,24 @@ def test_warnings_are_logged_and_scrubbed(
     assert lines[-1]["event"] == f"odd name {REDACTED} here"
 
 
+def test_a_quoted_value_with_quotes_and_swallowed_neighbours_is_redacted_whole(
+    stream: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What bench/fuzz.py found at 100,000 cases: a mangled length made a value swallow the
+    # next elements' bytes, quotes included, and the tail after the first inner quote leaked.
+    value = "AB'\x16!\x00PN\x16\x00Qzwerty^Plonk\x10\x00LO\x0a\x00PID-9q8w7e'CS"
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        configure_logging("INFO", "json", stream)
+        warnings.warn(f"Invalid value for VR LO: '{value}'", UserWarning, stacklevel=1)
+        logging.getLogger("pydicom").warning("Invalid value for VR LO: '%s'", value)
+    out = stream.getvalue() + capsys.readouterr().err
+    for part in ("Qzwerty", "Plonk", "9q8w7e"):
+        assert part not in out
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines[-2]["event"] == f"Invalid value for VR LO: '{REDACTED}'"
+
+
 def test_pydicom_invalid_date_never_reaches_a_log_raw(
     stream: io.StringIO, capsys: pytest.CaptureFixture[str]
 ) -> None:
