@@ -257,17 +257,6 @@ class Ingestor:
 
     # -- the critical path --------------------------------------------------------------
 
-    def _known(self, sop_instance_uid: str) -> bool:
-        """Whether the job store records this instance (through the read connection)."""
-        with self._reader_lock:
-            try:
-                row = self._reader.execute(
-                    "SELECT 1 FROM instances WHERE sop_instance_uid=?", (sop_instance_uid,)
-                ).fetchone()
-            except sqlite3.Error:
-                return self.jobs.find_instance(sop_instance_uid) is not None
-        return row is not None
-
     def _owner(self, sop_instance_uid: str) -> str | None:
         """The study that already holds this SOP Instance UID (pending or recorded)."""
         pending = self._pending.get(sop_instance_uid)
@@ -284,10 +273,11 @@ class Ingestor:
                 return None if found is None else found.study_uid
         return None if row is None else str(row[0])
 
-    def _duplicate(self, meta: InstanceMeta) -> IngestOutcome | None:
+    def _duplicate(self, meta: InstanceMeta) -> tuple[IngestOutcome | None, bool]:
+        """What the duplicate policy says, and whether this study already holds the UID."""
         owner = self._owner(meta.sop_instance_uid)
         if owner is None:
-            return None
+            return None, False
         if owner != meta.study_uid:
             # Not a resend: another study's instance. Replacing (or ignoring) would take its
             # file and row from that study, or drop this one unsaid: refused instead.
@@ -296,11 +286,11 @@ class Ingestor:
                 f"study ({owner}); the instance is refused and that study's instance kept."
             )
         if self.duplicate_policy == "replace":
-            return None
+            return None, True
         if self.duplicate_policy == "ignore":
             logger.info("duplicate instance ignored", study_uid=meta.study_uid,
                         sop_instance_uid=meta.sop_instance_uid)
-            return IngestOutcome.IGNORED
+            return IngestOutcome.IGNORED, True
         raise DuplicateInstanceError(
             f"The SOP instance {meta.sop_instance_uid} was already received and "
             "storage.duplicate_policy is 'reject'."
@@ -335,18 +325,15 @@ class Ingestor:
         if self._closed:
             raise StorageError("The spool is closed; the listener is stopping.")
         dest = self.spool.instance_path(meta)
-        dup = self._duplicate(meta)  # fast path: no write for an ignored/rejected duplicate
+        dup, _ = self._duplicate(meta)  # fast path: no write for an ignored/rejected duplicate
         if dup is not None:
             return dup
         self.spool.check_space(len(data), self.min_free_bytes)
         received_at = time.time()
         with self._lock:
-            dup = self._duplicate(meta)  # another association may have won the race
+            dup, replaced = self._duplicate(meta)  # another association may have won the race
             if dup is not None:
                 return dup
-            replaced = meta.sop_instance_uid in self._pending or (
-                self.duplicate_policy == "replace" and self._known(meta.sop_instance_uid)
-            )
             pos = self.journal.append(_header(meta, received_at), data)
             item = _Pending(meta, dest, pos, received_at)
             self._pending[meta.sop_instance_uid] = item

@@ -101,6 +101,38 @@ def echo_ok(d: Daemon, **kw: Any) -> bool:
         return False
 
 
+def answers_echo(port: int) -> bool:
+    """Whether a daemon (any process) on ``port`` answers a C-ECHO from the scanner."""
+    try:
+        return echo(Peer("127.0.0.1", port, AET, calling_ae_title=SCANNER, timeout=5.0)) == 0
+    except Exception:
+        return False
+
+
+def write_serve_config(path: Path, root: Path, port: int, extra: str = "", *,
+                       min_free_bytes: int = 0, storage: str = "") -> Path:
+    """A ``rgcds serve`` TOML for a daemon process on ``port`` (metrics off).
+
+    ``storage`` lines go into ``[storage]``; ``extra`` (other sections) is appended.
+    """
+    path.write_text(
+        f'[listener]\nae_title = "{AET}"\nhost = "127.0.0.1"\nport = {port}\n'
+        f'allowed_calling_aets = ["{SCANNER}"]\n'
+        f'[storage]\nroot = "{root}"\nmin_free_bytes = {min_free_bytes}\n{storage}'
+        '[metrics]\nenabled = false\n' + extra
+    )
+    return path
+
+
+def saved_files(datasets: list[Any], directory: Path) -> list[Path]:
+    """Write ``datasets`` as Part 10 files ``mr<i>.dcm`` under ``directory``."""
+    paths = []
+    for i, ds in enumerate(datasets):
+        paths.append(directory / f"mr{i}.dcm")
+        ds.save_as(paths[-1], enforce_file_format=True)
+    return paths
+
+
 # -- raw PDUs ---------------------------------------------------------------------------
 
 

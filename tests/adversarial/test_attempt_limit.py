@@ -16,11 +16,18 @@ from pathlib import Path
 
 import pydicom
 
-from rgcds.dicom import Peer, echo, store_files
-from rgcds.exceptions import TransientExportError
+from rgcds.dicom import Peer, store_files
 from rgcds.results.testing import make_mr_series
 from rgcds.store import JobStore, job_store_path
-from tests.adversarial.conftest import AET, SCANNER, free_port, wait_for
+from tests.adversarial.conftest import (
+    AET,
+    SCANNER,
+    answers_echo,
+    free_port,
+    saved_files,
+    wait_for,
+    write_serve_config,
+)
 
 # serve's daemon, with a processor that dies like a segfault in the middle of a study
 _CRASHING_SERVE = (
@@ -46,29 +53,18 @@ def _state(db: Path, study: str) -> tuple[str, int, str | None] | None:
 def test_crashing_study_gets_not_analysed_report_after_max_attempts(tmp_path: Path) -> None:
     port = free_port()
     root = tmp_path / "root"
-    config = tmp_path / "rgcds.toml"
-    config.write_text(
-        f'[listener]\nae_title = "{AET}"\nhost = "127.0.0.1"\nport = {port}\n'
-        f'allowed_calling_aets = ["{SCANNER}"]\n'
-        f'[storage]\nroot = "{root}"\nmin_free_bytes = 0\n'
-        '[metrics]\nenabled = false\n'
-        '[trigger]\nstable_seconds = 0.5\npoll_seconds = 0.2\n'
-        '[processing]\nmax_attempts = 3\n'
+    config = write_serve_config(
+        tmp_path / "rgcds.toml", root, port,
+        '[trigger]\nstable_seconds = 0.5\npoll_seconds = 0.2\n[processing]\nmax_attempts = 3\n',
     )
     series = make_mr_series(slices=2, rows=16, cols=16)
     study = str(series[0].StudyInstanceUID)
-    files = []
-    for i, ds in enumerate(series):
-        files.append(tmp_path / f"mr{i}.dcm")
-        ds.save_as(files[-1], enforce_file_format=True)
+    files = saved_files(series, tmp_path)
     db = job_store_path(root)
     target = Peer("127.0.0.1", port, AET, calling_ae_title=SCANNER, timeout=5.0)
 
     def up() -> bool:
-        try:
-            return echo(target) == 0
-        except TransientExportError:
-            return False
+        return answers_echo(port)
 
     exits = []
     for start in range(1, 5):

@@ -19,11 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from rgcds.dicom import Peer, echo, store_files
-from rgcds.exceptions import TransientExportError
+from rgcds.dicom import Peer, store_files
 from rgcds.results.testing import make_mr_series
 from rgcds.store.reserve import reserve_path
-from tests.adversarial.conftest import AET, SCANNER, free_port, wait_for
+from tests.adversarial.conftest import (
+    AET,
+    SCANNER,
+    answers_echo,
+    free_port,
+    saved_files,
+    wait_for,
+    write_serve_config,
+)
 
 _SERVE = (
     "import sys; from pathlib import Path; from rgcds.config import load_settings; "
@@ -73,26 +80,17 @@ def test_full_disk_status_check_and_restart(
 ) -> None:
     port = free_port()
     root = small_disk / "rgcds"
-    config = tmp_path / "rgcds.toml"
-    config.write_text(
-        f'[listener]\nae_title = "{AET}"\nhost = "127.0.0.1"\nport = {port}\n'
-        f'allowed_calling_aets = ["{SCANNER}"]\n'
-        f'[storage]\nroot = "{root}"\nmin_free_bytes = {2 * MiB}\n'
-        f'reserve_bytes = {6 * MiB}\n'
-        '[metrics]\nenabled = false\n[trigger]\nstable_seconds = 3600\npoll_seconds = 0.2\n'
+    config = write_serve_config(
+        tmp_path / "rgcds.toml", root, port,
+        '[trigger]\nstable_seconds = 3600\npoll_seconds = 0.2\n',
+        min_free_bytes=2 * MiB, storage=f"reserve_bytes = {6 * MiB}\n",
     )
     series = make_mr_series(slices=4, rows=32, cols=32)
-    files = []
-    for i, ds in enumerate(series):
-        files.append(tmp_path / f"mr{i}.dcm")
-        ds.save_as(files[-1], enforce_file_format=True)
+    files = saved_files(series, tmp_path)
     target = Peer("127.0.0.1", port, AET, calling_ae_title=SCANNER, timeout=5.0)
 
     def up() -> bool:
-        try:
-            return echo(target) == 0
-        except TransientExportError:
-            return False
+        return answers_echo(port)
 
     def serve() -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-c", _SERVE, str(config)],
