@@ -104,8 +104,13 @@ def main() -> int:
     def say(msg: str) -> None:
         os.write(real_stdout, (msg + "\n").encode())
 
+    # Each worker holds a fuzzed association and its C-ECHO's at once: the cap leaves room
+    # for both, so a refused C-ECHO is the daemon's failure and not the harness's own load
+    # (at 8 workers and the default cap of 10, the listener answered A-ASSOCIATE-RJ).
+    workers = max(1, args.workers)
     d = Daemon(make_settings(work / "root", max_instance_size=8 * MIB, max_pdu_size=65536,
-                             acse_timeout=5.0, network_timeout=5.0), port=free_port())
+                             acse_timeout=5.0, network_timeout=5.0,
+                             max_associations=max(10, 2 * workers + 2)), port=free_port())
     d.start()
     figures: dict[str, float | int | str] = {"load_average": " ".join(
         f"{x:.2f}" for x in os.getloadavg())}
@@ -118,7 +123,7 @@ def main() -> int:
             f"{figures['oversized_rq_bytes_sent_before_close'] / MIB:.1f} MiB sent before "
             f"the listener closed; RSS +{figures['oversized_rq_rss_growth_mib']:.1f} MiB")
         fuzzers = [Fuzzer(d.port, SCANNER, AET, seed=args.seed * 1000 + i)
-                   for i in range(max(1, args.workers))]
+                   for i in range(workers)]
         fuzzers[0].run(30)
         baseline, peak = rss_bytes(), 0
         t0 = time.perf_counter()
@@ -144,6 +149,9 @@ def main() -> int:
         "cases": done, "seed": args.seed, "cases_per_s": done / elapsed,
         "workers": len(fuzzers),
         "echo_failures": sum(len(f.echo_failures) for f in fuzzers),
+        "echo_failure_cases": "; ".join(f"worker {i} case {n}: {why}"
+                                        for i, f in enumerate(fuzzers)
+                                        for n, why in f.echo_failures) or "none",
         "rss_growth_mib_max": peak / MIB,
         "phi_markers_in_output": ",".join(found) or "none",
         "output_lines": text.count("\n"),
