@@ -8,8 +8,9 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 APT_PACKAGES := orthanc dcmtk dicom3tools strace
 DEMO_OUT ?= demo-out
+NNUNET_VENV ?= .venv-nnunet
 
-.PHONY: demo test install system-deps lock lint typecheck bench clean train-extra
+.PHONY: demo test install system-deps lock lint typecheck bench clean train-extra nnunet-extra
 
 # --- system packages -------------------------------------------------------
 system-deps:
@@ -45,12 +46,23 @@ install: system-deps $(VENV)/.installed
 train-extra: install
 	$(PIP) install -q torch==2.13.0 monai==1.6.1
 
+# The nnU-Net v2 environment: PyTorch CPU and nnunetv2 (pinned in requirements-nnunet.txt), apart
+# from the daemon's venv. `rgcds models import-nnunet` runs in it, and the agreement test runs
+# nnU-Net's own predictor in it (tests/peers).
+$(NNUNET_VENV)/.installed: requirements-nnunet.txt
+	$(PYTHON) -m venv $(NNUNET_VENV)
+	$(NNUNET_VENV)/bin/python -m pip install -q --upgrade "pip>=25"
+	$(NNUNET_VENV)/bin/python -m pip install -q -r requirements-nnunet.txt
+	touch $@
+
+nnunet-extra: $(NNUNET_VENV)/.installed
+
 # --- the contract --------------------------------------------------------------
 demo: install
 	$(VENV)/bin/rgcds demo --out $(DEMO_OUT)
 
-test: install
-	$(VENV)/bin/python -m pytest tests
+test: install nnunet-extra
+	RGCDS_NNUNET_PYTHON=$(abspath $(NNUNET_VENV))/bin/python $(VENV)/bin/python -m pytest tests
 
 # --- developer helpers -------------------------------------------------------
 lock:
@@ -68,4 +80,4 @@ bench: install
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(NNUNET_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache

@@ -1,4 +1,9 @@
-"""``rgcds models list | verify | build-engine``: the model registry from the command line."""
+"""``rgcds models list | verify | build-engine | import-nnunet``: the model registry.
+
+``import-nnunet`` turns an nnU-Net v2 results folder into a model folder
+(:mod:`rgcds.inference.import_nnunet`); it needs PyTorch and nnunetv2 in the environment that
+runs it (``make nnunet-extra`` makes one, ``.venv-nnunet``), the daemon needs neither.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from rgcds.commands import add_config_argument
 from rgcds.logging import configure_logging
 
 NAME = "models"
-HELP = "List and verify the models (card schema, sha256) and build TensorRT engines."
+HELP = ("List and verify the models (card schema, sha256), build TensorRT engines and import "
+        "nnU-Net v2 models.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "~/.cache/rgcds/engines)")
     build.add_argument("--precision", choices=["fp16", "fp32"], default="fp16")
     build.add_argument("--force", action="store_true", help="rebuild even when cached")
+    from rgcds.inference.import_nnunet import add_import_arguments
+
+    add_import_arguments(sub.add_parser(
+        "import-nnunet",
+        help="export an nnU-Net v2 results folder (dataset.json, plans.json, "
+             "fold_*/checkpoint_final.pth) to an rgcds model folder; needs PyTorch and nnunetv2",
+    ))
 
 
 def _inference_paths(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
@@ -57,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
                       getattr(args, "log_format", None) or "auto")
     models_root, engine_cache = _inference_paths(args)
     registry = ModelRegistry(models_root)
+    if args.models_action == "import-nnunet":
+        return _import_nnunet(args, registry.root)
     if args.models_action == "list":
         cards = registry.list()
         if args.json:
@@ -99,3 +114,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"TensorRT engine for {card.id} {card.version}: {path}")
     return 0
+
+
+def _import_nnunet(args: argparse.Namespace, models_root: Path) -> int:
+    from rgcds.inference.import_nnunet import run_import
+
+    return run_import(args, models_root)

@@ -179,6 +179,86 @@ class WeightsSpec(_Strict):
     opset: int | None = Field(default=None, ge=7)
 
 
+NnunetNormalisation = Literal[
+    "ZScoreNormalization", "CTNormalization", "NoNormalization", "RescaleTo01Normalization"
+]
+"""The nnU-Net v2 normalisation schemes rgcds reproduces (``RGBTo01Normalization`` is refused)."""
+
+
+class NnunetIntensity(_Strict):
+    """A channel's foreground intensity statistics from nnU-Net's fingerprint (CT schemes)."""
+
+    mean: float
+    std: float
+    percentile_00_5: float
+    percentile_99_5: float
+
+
+class NnunetResampling(_Strict):
+    """nnU-Net's resampling of images or logits: order in plane, along z, and the z rule."""
+
+    order: int = Field(ge=0, le=5)
+    order_z: int = Field(default=0, ge=0, le=5)
+    force_separate_z: bool | None = None
+
+
+class NnunetFold(_Strict):
+    """One fold of an imported nnU-Net model and its exported ONNX weights."""
+
+    fold: int | str
+    weights: WeightsSpec
+    source_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class NnunetSpec(_Strict):
+    """What an imported nnU-Net v2 model's plans, dataset.json and checkpoints say.
+
+    rgcds runs it with :mod:`rgcds.inference.nnunet`, which reproduces ``nnUNetPredictor``:
+    the spatial fields are in nnU-Net's (transposed) axis order of the ``(Z, Y, X)`` array.
+    """
+
+    dataset_name: str = Field(min_length=1)
+    trainer: str = Field(min_length=1)
+    plans_identifier: str = Field(min_length=1)
+    configuration: str = Field(min_length=1)
+    channel_names: list[str] = Field(min_length=1)
+    labels: dict[str, int | list[int]] = Field(min_length=1)
+    transpose_forward: tuple[int, int, int]
+    transpose_backward: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    patch_size: tuple[int, int, int]
+    normalization_schemes: list[NnunetNormalisation] = Field(min_length=1)
+    use_mask_for_norm: list[bool] = Field(min_length=1)
+    intensity_properties: list[NnunetIntensity] = Field(default_factory=list)
+    resampling_data: NnunetResampling
+    resampling_probabilities: NnunetResampling
+    anisotropy_threshold: float = Field(default=3.0, gt=1.0)
+    tile_step_size: float = Field(default=0.5, gt=0.0, le=1.0)
+    mirror_axes: list[int] = Field(default_factory=list)
+    folds: list[NnunetFold] = Field(min_length=1)
+    skull_stripped: bool = True
+    """Trained on skull-stripped images (BraTS): rgcds zeroes the channels outside the brain."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NnunetSpec:
+        n = len(self.channel_names)
+        if len(self.normalization_schemes) != n or len(self.use_mask_for_norm) != n:
+            raise ValueError(
+                f"nnunet.normalization_schemes and nnunet.use_mask_for_norm need one entry per "
+                f"channel ({n})"
+            )
+        if "CTNormalization" in self.normalization_schemes and len(self.intensity_properties) != n:
+            raise ValueError(
+                "nnunet.intensity_properties needs one entry per channel for CTNormalization"
+            )
+        for name in ("transpose_forward", "transpose_backward"):
+            if sorted(getattr(self, name)) != [0, 1, 2]:
+                raise ValueError(f"nnunet.{name} must be a permutation of 0, 1, 2")
+        if any(a not in (0, 1, 2) for a in self.mirror_axes):
+            raise ValueError("nnunet.mirror_axes must be spatial axes 0, 1 or 2")
+        return self
+
+
 class ValidationSpec(_Strict):
     """How the model was validated: on what, how many cases, with which results."""
 
@@ -214,10 +294,20 @@ class ModelCard(_Strict):
     inputs: InputSpec
     outputs: OutputSpec
     validation: ValidationSpec | None = None
+    nnunet: NnunetSpec | None = None
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _task_outputs(self) -> ModelCard:
+        if self.nnunet is not None:
+            if len(self.nnunet.channel_names) != len(self.inputs.channels):
+                raise ValueError(
+                    f"inputs.channels maps {len(self.inputs.channels)} study sequence(s) but the "
+                    f"nnU-Net model takes {len(self.nnunet.channel_names)} channel(s) "
+                    f"({', '.join(self.nnunet.channel_names)}); give one sequence per channel"
+                )
+            if self.nnunet.folds[0].weights != self.weights:
+                raise ValueError("weights must be the first of nnunet.folds")
         if self.task is TaskValues.SEGMENTATION and not self.outputs.segments:
             raise ValueError(
                 "a segmentation card must define outputs.segments (label value, name and "
@@ -372,14 +462,25 @@ def verify_checksum(card: ModelCard) -> None:
     ChecksumMismatchError
         When they differ, naming both values.
     """
-    actual = sha256_file(card.weights_path)
-    if actual != card.weights.sha256:
-        raise ChecksumMismatchError(
-            f"The weights {card.weights_path} of model '{card.id}' have sha256 {actual}, "
-            f"but its card declares {card.weights.sha256}; the file is corrupt or was "
-            "replaced. Restore the original weights, or, if the new ones are intended, "
-            "validate them and update the card's sha256."
-        )
+    specs = [card.weights]
+    if card.nnunet is not None:
+        specs += [f.weights for f in card.nnunet.folds[1:]]
+    base = card.path if card.path is not None else Path(".")
+    for spec in specs:
+        path = base / spec.file
+        if not path.is_file():
+            raise ChecksumMismatchError(
+                f"The weights {path} of model '{card.id}' are missing; restore the file the "
+                "card names."
+            )
+        actual = sha256_file(path)
+        if actual != spec.sha256:
+            raise ChecksumMismatchError(
+                f"The weights {path} of model '{card.id}' have sha256 {actual}, "
+                f"but its card declares {spec.sha256}; the file is corrupt or was "
+                "replaced. Restore the original weights, or, if the new ones are intended, "
+                "validate them and update the card's sha256."
+            )
 
 
 __all__ = [
@@ -389,6 +490,10 @@ __all__ = [
     "CodedConcept",
     "InputSpec",
     "ModelCard",
+    "NnunetFold",
+    "NnunetIntensity",
+    "NnunetResampling",
+    "NnunetSpec",
     "Normalisation",
     "OutputModeValues",
     "OutputSpec",

@@ -37,6 +37,7 @@ from rgcds.exceptions import (
 from rgcds.imaging import ModelSpace, PreprocessedStudy, make_brain_extractor, preprocess_study
 from rgcds.imaging.resample import GridGeometry, resample_onto
 from rgcds.inference import ModelCard, ModelRegistry, segment, select_backend
+from rgcds.inference.nnunet import open_folds, segment_nnunet
 from rgcds.logging import remember_phi
 from rgcds.pipeline.context import StudyContext
 from rgcds.results import SegmentationResult, SourceSeries, WrittenResults, write_results
@@ -562,18 +563,31 @@ def run_segmentation(
     notes = (*notes, *substituted)
     mask = sitk.GetArrayFromImage(pre.brain_mask).astype(bool)
     inference = ctx.settings.inference
-    backend = select_backend(card, inference.backend)
-    def infer(channels: np.ndarray, brain: np.ndarray) -> np.ndarray:
-        out = segment(
-            channels,
-            card,
-            backend,
-            brain_mask=brain,
-            overlap=inference.overlap,
-            batch_size=inference.batch_size,
-            tta=inference.tta,
-        ).astype(np.uint8)
-        return remove_small_components(out, pre.brain_mask.GetSpacing())
+    if card.nnunet is not None:
+        # An imported nnU-Net model: its own preprocessing, sliding window and folds
+        # (rgcds.inference.nnunet); a skull-stripped model sees zeros outside the brain.
+        folds = open_folds(card, inference.backend)
+        spacing_zyx = tuple(reversed(pre.brain_mask.GetSpacing()))
+        stripped = card.nnunet.skull_stripped
+
+        def infer(channels: np.ndarray, brain: np.ndarray) -> np.ndarray:
+            x = np.where(brain[None], channels, 0.0) if stripped else channels
+            out = segment_nnunet(x.astype(np.float32), spacing_zyx, card, folds)
+            return remove_small_components(out, pre.brain_mask.GetSpacing())
+    else:
+        backend = select_backend(card, inference.backend)
+
+        def infer(channels: np.ndarray, brain: np.ndarray) -> np.ndarray:
+            out = segment(
+                channels,
+                card,
+                backend,
+                brain_mask=brain,
+                overlap=inference.overlap,
+                batch_size=inference.batch_size,
+                tta=inference.tta,
+            ).astype(np.uint8)
+            return remove_small_components(out, pre.brain_mask.GetSpacing())
 
     labels = infer(stacked, mask)
     flip_dice = None
