@@ -1,5 +1,8 @@
 """The DICOM Storage SCP: C-ECHO and C-STORE, access control, optional TLS.
 
+With a :class:`rgcds.dicom.commitment.StorageCommitment` it is also the Storage Commitment
+Push Model SCP (N-ACTION in, N-EVENT-REPORT out; see that module).
+
 The listener decodes only the identifying tags of each instance
 (:func:`rgcds.dicom.parse.read_instance_meta`) and hands the encoded bytes to a *sink*
 (in the daemon, :class:`rgcds.store.Ingestor`), which returns once the instance is as
@@ -43,6 +46,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import A_RELEASE
 
 from rgcds.config import CallingAE, ListenerSettings
+from rgcds.dicom.commitment import STORAGE_COMMITMENT_SOP_CLASS, StorageCommitment
 from rgcds.dicom.errors import DatasetMismatchError, DuplicateInstanceError, UidCollisionError
 from rgcds.dicom.parse import InstanceMeta, read_instance_meta
 from rgcds.dicom.sop_classes import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS
@@ -152,10 +156,12 @@ class StorageSCP:
         *,
         port: int | None = None,
         on_release: ReleaseBarrier | None = None,
+        commitment: StorageCommitment | None = None,
     ) -> None:
         self.settings = listener
         self._sink = sink
         self._on_release = on_release
+        self.commitment = commitment
         self._port = listener.port if port is None else port
         self._server: GuardedAssociationServer | None = None
         self._probe_lock = threading.Lock()
@@ -194,6 +200,8 @@ class StorageSCP:
         for uid in STORAGE_SOP_CLASSES:
             ae.add_supported_context(uid, list(TRANSFER_SYNTAXES))
         ae.add_supported_context(VERIFICATION_SOP_CLASS, list(TRANSFER_SYNTAXES[:2]))
+        if self.commitment is not None:
+            ae.add_supported_context(STORAGE_COMMITMENT_SOP_CLASS, list(TRANSFER_SYNTAXES[:2]))
         return ae
 
     def start(self) -> None:
@@ -232,6 +240,8 @@ class StorageSCP:
             (evt.EVT_ABORTED, self._on_closed),
             (evt.EVT_CONN_CLOSE, self._on_closed),
         ]
+        if self.commitment is not None:
+            handlers.append((evt.EVT_N_ACTION, self.commitment.on_n_action))
         try:
             server = cast(GuardedAssociationServer, self._ae.make_server(
                 (s.host, self._port), evt_handlers=handlers, ssl_context=None,

@@ -56,6 +56,7 @@ import structlog
 from prometheus_client import start_http_server
 
 from rgcds.config import Settings
+from rgcds.dicom.commitment import ReportPeer, StorageCommitment
 from rgcds.dicom.errors import DatasetMismatchError, DuplicateInstanceError
 from rgcds.dicom.parse import InstanceMeta
 from rgcds.dicom.scp import StorageSCP
@@ -195,6 +196,7 @@ class Daemon:
         self.ingest: Ingestor | None = None
         self.jobs: JobStore | None = None
         self.scp: StorageSCP | None = None
+        self.commitment: StorageCommitment | None = None
         self.trigger: StudyTrigger | None = None
 
     # -- properties ---------------------------------------------------------------------
@@ -281,9 +283,10 @@ class Daemon:
             durability=storage.durability,
         )  # replays the spool journal a crash left, before the listener starts
         self._keep_reserve()
+        self.commitment = StorageCommitment(self._held, ingest.flush, self._report_peer)
         self.scp = StorageSCP(
             self.settings.listener, _CountingSink(ingest, self.metrics), port=self._port,
-            on_release=ingest.flush,
+            on_release=ingest.flush, commitment=self.commitment,
         )
         self.trigger = StudyTrigger(
             self.jobs, self.settings.trigger,
@@ -417,6 +420,29 @@ class Daemon:
     def _status_line(self, counts: tuple[int, int] | None = None) -> str:
         queued, processing = counts if counts is not None else self._counts()
         return f"listening on :{self.port}; {queued} queued, {processing} processing"
+
+    def _held(self, sop_class_uid: str, sop_instance_uid: str) -> str | None:
+        """Storage commitment: ``None`` when the instance is held, else why not."""
+        jobs = self.jobs
+        if jobs is None:
+            return "not running"
+        record = jobs.find_instance(sop_instance_uid)
+        if record is None:
+            return "not held"
+        if record.sop_class_uid != sop_class_uid:
+            return "class conflict"
+        return None
+
+    def _report_peer(self, calling_ae: str) -> ReportPeer | None:
+        """Storage commitment: the ``[[destinations]]`` entry with the requester's AE title."""
+        for dest in self.settings.destinations:
+            if dest.ae_title == calling_ae and not dest.tls.enabled:
+                return ReportPeer(
+                    host=dest.host, port=dest.port, ae_title=dest.ae_title,
+                    calling_ae_title=dest.calling_ae_title or self.settings.listener.ae_title,
+                    timeout=self.settings.listener.dimse_timeout,
+                )
+        return None
 
     def _keep_reserve(self) -> None:
         """Create the disk reserve when there is room; until then hold its size back.
