@@ -24,7 +24,7 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
-from pynetdicom import AE, _config
+from pynetdicom import AE, _config, evt
 
 from rgcds.config import (
     CallingAE,
@@ -34,6 +34,7 @@ from rgcds.config import (
     TriggerSettings,
 )
 from rgcds.dicom import Peer, StoreStatus, echo, store_files
+from rgcds.dicom.commitment import STORAGE_COMMITMENT_SOP_CLASS, STORAGE_COMMITMENT_SOP_INSTANCE
 from rgcds.exceptions import TransientExportError
 from rgcds.logging import configure_logging
 from rgcds.service import Daemon
@@ -561,6 +562,7 @@ def _kill_round(tmp_path: Path, durability: str, rnd: int, files: list[Path]) ->
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     acked: list[str] = []
     released: list[str] = []  # acknowledged on an association whose release was confirmed
+    committed: list[str] = []  # reported committed by storage commitment before the kill
     sent: set[str] = set()
     try:
         target = Peer("127.0.0.1", port, AET, calling_ae_title=SCANNER, timeout=5.0)
@@ -576,13 +578,23 @@ def _kill_round(tmp_path: Path, durability: str, rnd: int, files: list[Path]) ->
         timer = threading.Timer(delay, proc.kill)  # SIGKILL
         ae = AE(ae_title=SCANNER)
         ae.add_requested_context(MR, ExplicitVRLittleEndian)
+        ae.add_requested_context(STORAGE_COMMITMENT_SOP_CLASS)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 5.0
         datasets = [dcmread(f) for f in files]
+        reports: list[Any] = []
+        reported = threading.Event()
+
+        def on_report(event: Any) -> tuple[int, None]:
+            reports.append(event.event_information)
+            reported.set()
+            return 0x0000, None
+
         timer.start()
         i = 0
         deadline = time.monotonic() + 30
         while proc.poll() is None and time.monotonic() < deadline:
-            assoc = ae.associate("127.0.0.1", port, ae_title=AET)
+            assoc = ae.associate("127.0.0.1", port, ae_title=AET,
+                                 evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
             if not assoc.is_established:
                 break
             batch: list[str] = []
@@ -599,6 +611,24 @@ def _kill_round(tmp_path: Path, durability: str, rnd: int, files: list[Path]) ->
                     break
                 batch.append(str(ds.SOPInstanceUID))
             acked += batch
+            if batch and assoc.is_established:
+                # Storage commitment for the batch, reported on this association.
+                request = Dataset()
+                request.TransactionUID = generate_uid()
+                request.ReferencedSOPSequence = []
+                for uid in batch:
+                    item = Dataset()
+                    item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = MR, uid
+                    request.ReferencedSOPSequence.append(item)
+                reported.clear()
+                try:
+                    assoc.send_n_action(request, 1, STORAGE_COMMITMENT_SOP_CLASS,
+                                        STORAGE_COMMITMENT_SOP_INSTANCE)
+                except Exception:
+                    break
+                if reported.wait(5.0):
+                    committed += [str(r.ReferencedSOPInstanceUID) for r in
+                                  reports[-1].get("ReferencedSOPSequence", [])]
             if assoc.is_established:
                 assoc.release()
                 if assoc.is_released:
@@ -613,7 +643,7 @@ def _kill_round(tmp_path: Path, durability: str, rnd: int, files: list[Path]) ->
             proc.kill()
             proc.wait()
     return {"root": root, "acked": acked, "released": released, "sent": sent,
-            "delay": delay}
+            "delay": delay, "committed": committed}
 
 
 @pytest.mark.slow
@@ -623,13 +653,17 @@ def test_kill_9_loses_no_acknowledged_instance(tmp_path: Path, durability: str) 
 
     After each kill the daemon's start-up recovery (journal replay) runs; every
     acknowledged instance must be indexed, its file whole; nothing unsent appears; and a
-    job store rebuilt from the spool alone holds the same instances.
+    job store rebuilt from the spool alone holds the same instances. Every association asks
+    for storage commitment of what it sent (the report comes on the same association): no
+    instance reported committed may be missing after the kill (how many were reported
+    before the kills is printed; the kill's timing decides it).
     """
     from rgcds.store import Ingestor, JobStore, Spool, rebuild_index
 
     files = [mr_file(tmp_path / "in", "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2",
                      n) for n in range(1, 6)]
     replayed = 0
+    committed = 0
     summary = []
     for rnd in range(5):
         r = _kill_round(tmp_path, durability, rnd, files)
@@ -645,6 +679,9 @@ def test_kill_9_loses_no_acknowledged_instance(tmp_path: Path, durability: str) 
             assert not lost, (f"round {rnd} ({durability}, kill after {r['delay']:.2f} s): "
                               f"{len(lost)} of {len(r['acked'])} acknowledged instances lost")
             assert set(indexed) <= r["sent"]
+            uncommitted = [u for u in r["committed"] if u not in indexed]
+            assert not uncommitted, f"round {rnd}: a storage commitment success was lost"
+            committed += len(r["committed"])
             for uid in r["acked"]:
                 assert dcmread(indexed[uid].path).SOPInstanceUID == uid
             assert not list((root / "journal").glob("*.seg")), "recovered segments kept"
@@ -669,5 +706,5 @@ def test_kill_9_loses_no_acknowledged_instance(tmp_path: Path, durability: str) 
         assert again == set(indexed), f"round {rnd}: the rebuilt index differs"
     # (kill after s, acked, acked+released, indexed, replayed, re-materialised, re-recorded,
     #  torn bytes) per round: shown with -rA
-    print(durability, summary)
+    print(durability, summary, "committed", committed)
     assert replayed > 0, "no kill hit the journal before its checkpoint"
