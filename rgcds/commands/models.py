@@ -108,11 +108,18 @@ def run(args: argparse.Namespace) -> int:
     from rgcds.inference.tensorrt import build_engine
 
     card = registry.get(args.model_id)
-    path = build_engine(card, engine_cache, precision=args.precision, force=args.force)
+    # An imported nnU-Net model has one ONNX file per fold: one engine each.
+    cards = [card] if card.nnunet is None else [
+        card.model_copy(update={"weights": fold.weights}) for fold in card.nnunet.folds
+    ]
+    paths = [build_engine(c, engine_cache, precision=args.precision, force=args.force)
+             for c in cards]
     if args.json:
-        print(json.dumps({"id": card.id, "engine": str(path)}))
+        print(json.dumps({"id": card.id, "engine": str(paths[0]),
+                          "engines": [str(p) for p in paths]}))
     else:
-        print(f"TensorRT engine for {card.id} {card.version}: {path}")
+        for path in paths:
+            print(f"TensorRT engine for {card.id} {card.version}: {path}")
     return 0
 
 

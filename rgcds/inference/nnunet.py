@@ -219,18 +219,21 @@ def sliding_window_logits(data: np.ndarray, backend: InferenceBackend, spec: Nnu
         for y in steps[1]:
             for x in steps[2]:
                 sl = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
-                tile = np.ascontiguousarray(work[(slice(None), *sl)][None])
-                pred = np.asarray(backend.run(tile), dtype=np.float32)
-                for axes in flips:
-                    flipped = np.ascontiguousarray(np.flip(tile, axes))
-                    pred = pred + np.flip(np.asarray(backend.run(flipped), dtype=np.float32), axes)
+                tile = work[(slice(None), *sl)][None]
+                # The tile and its mirrored versions go through the network as one batch;
+                # they are summed in nnU-Net's order (the tile, then each axes combination).
+                batch = np.concatenate([tile, *(np.flip(tile, axes) for axes in flips)])
+                raw = np.asarray(backend.run(np.ascontiguousarray(batch)), dtype=np.float32)
+                if raw.shape != (len(batch), n_outputs, *patch):
+                    raise InferenceInputError(
+                        f"The network returned shape {raw.shape} for a batch of shape "
+                        f"{batch.shape}; the card expects {(len(batch), n_outputs, *patch)}."
+                    )
+                pred = raw[:1]
+                for k, axes in enumerate(flips, start=1):
+                    pred = pred + np.flip(raw[k : k + 1], axes)
                 if flips:
                     pred = pred / np.float32(len(flips) + 1)
-                if pred.shape != (1, n_outputs, *patch):
-                    raise InferenceInputError(
-                        f"The network returned shape {pred.shape} for a tile of shape "
-                        f"{tile.shape}; the card expects {(1, n_outputs, *patch)}."
-                    )
                 region = logits[(slice(None), *sl)]
                 region[...] = (region.astype(np.float32) + pred[0] * gaussian32).astype(np.float16)
                 weight[sl] = (weight[sl] + gaussian).astype(np.float16)

@@ -99,6 +99,8 @@ def default_profile(card: ModelCard, max_batch: int = 4) -> ShapeProfile:
     p = card.inputs.patch_size
     d = card.inputs.divisible_by
     low = tuple(max(d, (s // 2) // d * d) for s in p)
+    if card.nnunet is not None:  # exported at the plans' patch size, batch axis only dynamic
+        low = tuple(p)
     return ShapeProfile(
         min=(1, c, low[0], low[1], low[2]),
         opt=(1, c, p[0], p[1], p[2]),

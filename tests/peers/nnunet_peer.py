@@ -60,12 +60,14 @@ def make_model(raw: Path, out: Path, work: Path) -> None:
         trainer = nnUNetTrainer(dict(plans, continue_training=False), "3d_fullres", fold,
                                 dataset, device=torch.device("cpu"))
         trainer.initialize()
+        trainer.output_folder = str(out / f"fold_{fold}")
+        Path(trainer.output_folder).mkdir(parents=True, exist_ok=True)
+        # What training's start sets: the mirror axes the predictor will use (0, 1, 2 in 3D).
+        trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
         net = trainer.network
         with torch.no_grad():
             last = [m for m in net.modules() if isinstance(m, torch.nn.Conv3d)][-1]
             last.weight.mul_(8.0)
-        trainer.output_folder = str(out / f"fold_{fold}")
-        Path(trainer.output_folder).mkdir(parents=True, exist_ok=True)
         trainer.save_checkpoint(str(out / f"fold_{fold}" / "checkpoint_final.pth"))
     shutil.copyfile(work / "preprocessed" / name / "nnUNetPlans.json", out / "plans.json")
     shutil.copyfile(work / "raw" / name / "dataset.json", out / "dataset.json")
