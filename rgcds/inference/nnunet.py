@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 
 logger = structlog.get_logger(__name__)
 
+#: Voxels per network call (tiles x patch): the mirrored versions of a tile share a call up
+#: to this (a 64^3 patch: all 8; a BraTS patch of 128 x 160 x 112: one at a time).
+MAX_BATCH_VOXELS = 2_200_000
+
 
 def _resize(image: np.ndarray, shape: Sequence[int], order: int) -> np.ndarray:
     """``skimage.transform.resize(image, shape, order, mode='edge', anti_aliasing=False)``."""
@@ -215,20 +219,27 @@ def sliding_window_logits(data: np.ndarray, backend: InferenceBackend, spec: Nnu
     weight = np.zeros(padded, dtype=np.float16)
     flips = _mirror_sets(spec.mirror_axes) if mirror and spec.mirror_axes else []
     steps = [sliding_steps(s, p, spec.tile_step_size) for s, p in zip(padded, patch, strict=True)]
+    per_call = max(1, min(len(flips) + 1, MAX_BATCH_VOXELS // int(np.prod(patch))))
     for z in steps[0]:
         for y in steps[1]:
             for x in steps[2]:
                 sl = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
                 tile = work[(slice(None), *sl)][None]
-                # The tile and its mirrored versions go through the network as one batch;
-                # they are summed in nnU-Net's order (the tile, then each axes combination).
-                batch = np.concatenate([tile, *(np.flip(tile, axes) for axes in flips)])
-                raw = np.asarray(backend.run(np.ascontiguousarray(batch)), dtype=np.float32)
-                if raw.shape != (len(batch), n_outputs, *patch):
-                    raise InferenceInputError(
-                        f"The network returned shape {raw.shape} for a batch of shape "
-                        f"{batch.shape}; the card expects {(len(batch), n_outputs, *patch)}."
-                    )
+                # The tile and its mirrored versions go through the network in batches of
+                # up to ``per_call`` (bounded memory for large patches); they are summed in
+                # nnU-Net's order (the tile, then each axes combination).
+                versions = [tile, *(np.flip(tile, axes) for axes in flips)]
+                outs = []
+                for first in range(0, len(versions), per_call):
+                    batch = np.ascontiguousarray(np.concatenate(versions[first:first + per_call]))
+                    out = np.asarray(backend.run(batch), dtype=np.float32)
+                    if out.shape != (len(batch), n_outputs, *patch):
+                        raise InferenceInputError(
+                            f"The network returned shape {out.shape} for a batch of shape "
+                            f"{batch.shape}; the card expects {(len(batch), n_outputs, *patch)}."
+                        )
+                    outs.append(out)
+                raw = np.concatenate(outs)
                 pred = raw[:1]
                 for k, axes in enumerate(flips, start=1):
                     pred = pred + np.flip(raw[k : k + 1], axes)
