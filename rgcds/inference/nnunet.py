@@ -39,6 +39,7 @@ import structlog
 from scipy import ndimage
 
 from rgcds.inference.errors import InferenceInputError
+from rgcds.inference.sliding_window import mirror_axes_sets
 
 if TYPE_CHECKING:
     from rgcds.inference.backends import InferenceBackend
@@ -196,13 +197,6 @@ def nnunet_gaussian(patch: tuple[int, ...], sigma_scale: float = 1.0 / 8,
     return half
 
 
-def _mirror_sets(axes: Sequence[int]) -> list[tuple[int, ...]]:
-    import itertools
-
-    spatial = [a + 2 for a in axes]
-    return [c for i in range(len(spatial)) for c in itertools.combinations(spatial, i + 1)]
-
-
 def sliding_window_logits(data: np.ndarray, backend: InferenceBackend, spec: NnunetSpec,
                           n_outputs: int, mirror: bool = True) -> np.ndarray:
     """One fold's logits over the whole (preprocessed) array, float16 as nnU-Net keeps them."""
@@ -217,7 +211,9 @@ def sliding_window_logits(data: np.ndarray, backend: InferenceBackend, spec: Nnu
     gaussian32 = gaussian.astype(np.float32)
     logits = np.zeros((n_outputs, *padded), dtype=np.float16)
     weight = np.zeros(padded, dtype=np.float16)
-    flips = _mirror_sets(spec.mirror_axes) if mirror and spec.mirror_axes else []
+    # nnU-Net's order: each non-empty combination of the axes, smallest first (on N, C, ...).
+    flips = [tuple(a + 2 for a in axes) for axes in mirror_axes_sets(spec.mirror_axes)[1:]
+             ] if mirror and spec.mirror_axes else []
     steps = [sliding_steps(s, p, spec.tile_step_size) for s, p in zip(padded, patch, strict=True)]
     per_call = max(1, min(len(flips) + 1, MAX_BATCH_VOXELS // int(np.prod(patch))))
     for z in steps[0]:
