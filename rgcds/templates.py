@@ -244,6 +244,12 @@ def _template_mask_image() -> sitk.Image:
 
 
 @functools.lru_cache(maxsize=1)
+def _template_gm_image() -> sitk.Image:
+    gm, origin = _template_array("gm")
+    return Grid(origin, 1.0, _shape3(gm)).to_image(gm.astype(np.float32))
+
+
+@functools.lru_cache(maxsize=1)
 def _head_t1_image() -> sitk.Image:
     t1, origin = _template_array("head_t1")
     return Grid(origin, 1.0, _shape3(t1)).to_image(t1)
@@ -292,6 +298,17 @@ def template_brain_mask() -> sitk.Image:
     return sitk.Image(_template_mask_image())
 
 
+def template_grey_matter() -> sitk.Image:
+    """Return the template's grey-matter probability map (0-1, float32) on its grid.
+
+    The ICBM152 2009a GM map, cortex and deep grey nuclei; with the subject-to-template
+    transform of brain extraction it becomes a grey-matter prior on the subject (the PET
+    BTV's normal-grey-matter rule, :mod:`rgcds.analysis.btv`). Cached; each call returns a
+    copy.
+    """
+    return sitk.Image(_template_gm_image())
+
+
 __all__ = [
     "BoolArray",
     "FloatArray",
@@ -299,6 +316,7 @@ __all__ = [
     "fill_holes",
     "signed_distance",
     "template_brain_mask",
+    "template_grey_matter",
     "template_head_t1",
     "template_t1",
 ]

@@ -11,6 +11,10 @@ tentorium, ventricles, bone) are not modelled — the CTV is only clipped to the
 radiation oncologist edits it for planning. This CTV is an analysis region (e.g. for PET BTV
 search and radiomics as in the reference MET-PET study), not a treatment plan.
 
+:func:`ctv_refusal` is the CTV's sanity check: a CTV too large to be a post-operative
+glioblastoma's target (absolutely, against the brain, or — derived — against the CTV a
+compact GTV of the same volume would give) is refused with a sentence that says why.
+
 :func:`select_ctv_roi` picks the CTV among the ROI names of an RT Structure Set.
 :func:`rasterise_roi` fills the chosen ROI's closed planar contours on the grid of the image
 series they were drawn on (OpenCV polygon filling, even-odd rule for holes).
@@ -18,6 +22,7 @@ series they were drawn on (OpenCV polygon filling, even-odd rule for holes).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +36,7 @@ from pydicom.errors import InvalidDicomError
 
 from rgcds.exceptions import DicomInputError
 from rgcds.imaging.ctv import ESTRO_EANO_MARGIN_MM, CtvResult, derive_ctv
+from rgcds.settings.pet import PetSettings
 
 logger = structlog.get_logger(__name__)
 
@@ -40,6 +46,61 @@ DEFAULT_CTV_PATTERNS: tuple[str, ...] = (r"^ctv$", r"^ctv[\s_-]*1?$", r"\bctv\b"
 
 #: Planning helper structures never picked as the CTV (PTV, optimisation, rings, "z_" helpers).
 _NOT_A_CTV = re.compile(r"ptv|opt|ring|^z[_\W]", re.IGNORECASE)
+
+
+def compact_ctv_bound_ml(gtv_ml: float, margin_mm: float) -> float:
+    """Volume (ml) of a ball of ``gtv_ml`` grown by ``margin_mm``: the CTV of a compact GTV."""
+    radius = (3.0 * 1000.0 * max(gtv_ml, 0.0) / (4.0 * math.pi)) ** (1.0 / 3.0)
+    return 4.0 / 3.0 * math.pi * (radius + margin_mm) ** 3 / 1000.0
+
+
+def ctv_refusal(
+    ctv_ml: float,
+    brain_ml: float | None,
+    *,
+    gtv_ml: float | None = None,
+    margin_mm: float = ESTRO_EANO_MARGIN_MM,
+    settings: PetSettings | None = None,
+) -> str | None:
+    """Why a CTV is implausible, or ``None`` when it passes.
+
+    Parameters
+    ----------
+    ctv_ml
+        The CTV's volume.
+    brain_ml
+        The brain mask's volume (``None``: that bound is not checked).
+    gtv_ml
+        For a derived CTV, its GTV's volume: the CTV may not exceed a ball of that volume
+        grown by ``margin_mm`` + ``ctv_excess_margin_mm``. ``None`` for an RT Structure Set.
+    margin_mm
+        The margin the CTV was derived with.
+    settings
+        ``ctv_max_ml``, ``ctv_max_brain_fraction`` and ``ctv_excess_margin_mm``.
+    """
+    s = settings or PetSettings()
+    if ctv_ml > s.ctv_max_ml:
+        return (
+            f"The CTV ({ctv_ml:.0f} ml) is larger than the plausible bound of {s.ctv_max_ml:g} "
+            "ml for a post-operative glioblastoma ([pet] ctv_max_ml)."
+        )
+    if brain_ml is not None and brain_ml > 0 and ctv_ml > s.ctv_max_brain_fraction * brain_ml:
+        return (
+            f"The CTV ({ctv_ml:.0f} ml) is {100 * ctv_ml / brain_ml:.0f} % of the brain "
+            f"({brain_ml:.0f} ml), more than the plausible {100 * s.ctv_max_brain_fraction:g} % "
+            "([pet] ctv_max_brain_fraction)."
+        )
+    if gtv_ml is not None:
+        bound = compact_ctv_bound_ml(gtv_ml, margin_mm + s.ctv_excess_margin_mm)
+        if ctv_ml > bound:
+            return (
+                f"The derived CTV ({ctv_ml:.0f} ml) is larger than a compact GTV of the same "
+                f"volume ({gtv_ml:.1f} ml) grown by {margin_mm + s.ctv_excess_margin_mm:g} mm "
+                f"({bound:.0f} ml): the segmented cavity and residual enhancement are "
+                "scattered, which a failed post-operative segmentation gives "
+                "([pet] ctv_excess_margin_mm)."
+            )
+    return None
 
 
 def select_ctv_roi(
@@ -192,6 +253,8 @@ __all__ = [
     "ESTRO_EANO_MARGIN_MM",
     "CtvResult",
     "RtStructError",
+    "compact_ctv_bound_ml",
+    "ctv_refusal",
     "derive_ctv",
     "rasterise_roi",
     "referenced_series_uid",

@@ -26,7 +26,10 @@ Measurements
     1 cm³ sphere — radius 6.2 mm, voxel centres within the radius — whose centre lies in the
     search region). BTV = voxels of the search region (CTV, else the tumour dilated by
     ``ctv_margin_mm``, else the brain mask; always within the brain) with uptake >= threshold x
-    background. Thresholds are tracer specific (:class:`PetSettings`). Without SUV
+    background, less the connected components that :func:`rgcds.analysis.btv.select_btv`
+    explains as not tumour (too small, far from the cavity or residual enhancement, the
+    surgical margin alone, normal grey matter, the brain mask's edge). Thresholds are tracer specific
+    (:class:`PetSettings`). Without SUV
     calibration the uptake values are "arbitrary units" and only ratios are reported.
 """
 
@@ -42,6 +45,7 @@ import structlog
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from rgcds.analysis.btv import BtvComponent, select_btv
 from rgcds.exceptions import GeometryError
 from rgcds.imaging.registration import RegistrationResult, register_rigid
 from rgcds.imaging.resample import GridGeometry, resample_onto
@@ -124,7 +128,12 @@ class PetMeasurements:
     suv_max, suv_mean, suv_peak
         In SUVbw; ``None`` when the PET is not SUV calibrated.
     btv_ml
-        Biological tumour volume (on the PET grid).
+        Biological tumour volume (on the PET grid), after the plausibility rules.
+    btv_candidate_ml
+        Every supra-threshold voxel of the search region (the guideline's BTV before the
+        rules).
+    btv_excluded
+        The supra-threshold components the rules left out, with the rule.
     search_region
         ``CTV``, ``tumour + margin`` or ``brain``.
     btv_pet
@@ -158,6 +167,8 @@ class PetMeasurements:
     btv_mr: sitk.Image | None = field(repr=False)
     registration: RegistrationQuality | None
     notes: tuple[str, ...]
+    btv_candidate_ml: float = 0.0
+    btv_excluded: tuple[BtvComponent, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -508,6 +519,8 @@ def analyse_pet(
     transform: sitk.Transform | None = None,
     registration: RegistrationQuality | None = None,
     settings: PetSettings | None = None,
+    cavity_mask: sitk.Image | None = None,
+    grey_matter: sitk.Image | None = None,
 ) -> PetMeasurements | PetNotAnalysed:
     """Measure TBR, SUV and the BTV of an amino-acid PET.
 
@@ -529,7 +542,12 @@ def analyse_pet(
     registration
         Quality of that registration; when it failed the MR masks are not used.
     settings
-        Thresholds and background geometry.
+        Thresholds, background geometry and the BTV's plausibility rules.
+    cavity_mask, grey_matter
+        The resection cavity and a grey-matter prior (masks, same grid as the others), for
+        the BTV's rules: with a non-empty cavity (post-operative) the distance and
+        surgical-margin rules apply, with a grey-matter prior the grey-matter rule;
+        ``None``: that rule is not applied.
 
     Returns
     -------
@@ -579,6 +597,9 @@ def analyse_pet(
         brain = _mask_array(pet_head_mask(pet))
         notes.append("The brain mask was estimated from the PET alone (approximate).")
     tumour = onto(tumour_mask)
+    tumour_from_mr = tumour is not None and bool(tumour.any())
+    cavity = onto(cavity_mask)
+    grey = onto(grey_matter)
     ctv_pet = onto(ctv)
     if ctv_pet is not None and ctv_pet.any():
         search = ctv_pet & brain
@@ -610,7 +631,23 @@ def analyse_pet(
             tracer, "The background uptake is not positive; TBR cannot be computed."
         )
 
-    btv = search & (values >= threshold * background)
+    selection = select_btv(
+        search & (values >= threshold * background),
+        values / background,
+        spacing,
+        threshold,
+        # The distance rule is post-operative: before surgery amino-acid uptake reaches beyond
+        # the enhancing tumour into the non-enhancing part, which the MR mask may not hold.
+        tumour=tumour if tumour_from_mr and cavity is not None and cavity.any() else None,
+        cavity=cavity,
+        grey_matter=grey,
+        brain=brain,
+        settings=s,
+    )
+    btv = selection.mask
+    excluded_note = selection.note()
+    if excluded_note is not None:
+        notes.append(excluded_note)
     max_value = float(values[search].max())
     peak, _ = peak_mean(values, search, spacing)
     mean_value = float(values[btv].mean()) if btv.any() else None
@@ -649,6 +686,8 @@ def analyse_pet(
         btv_mr=btv_mr,
         registration=registration,
         notes=tuple(notes),
+        btv_candidate_ml=selection.candidate_ml,
+        btv_excluded=selection.excluded,
     )
     logger.info(
         "pet analysed",
@@ -656,6 +695,8 @@ def analyse_pet(
         units="SUVbw" if calibrated else "au",
         tbr_max=round(result.tbr_max, 3),
         btv_ml=round(result.btv_ml, 2),
+        btv_candidate_ml=round(selection.candidate_ml, 2),
+        btv_components_excluded=len(selection.excluded),
         search=search_name,
         registration_passed=None if registration is None else registration.passed,
     )

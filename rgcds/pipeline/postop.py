@@ -12,6 +12,12 @@ workflow of the reference post-operative [11C]methionine PET study. Then:
 * the PET is measured on its own grid (no interpolation of uptake) with the MR masks mapped
   through the PET-to-MR registration, whose quality (NMI) is checked first; a failed
   registration gives a PET-grid-only analysis with the reason;
+* the CTV must be plausible (:func:`rgcds.analysis.ctv.ctv_refusal`): one too large is
+  refused with its reason, is not used as the search region, and the residual-tumour call
+  is not made;
+* the BTV's plausibility rules (:mod:`rgcds.analysis.btv`) get the resection cavity and a
+  grey-matter prior: the template's grey matter carried through the brain extraction's
+  template registration;
 * the BTV, the CTV and (when residual tumour is assessed present) the BTV inside the CTV are
   returned on the PET grid for the PET study's SEG.
 """
@@ -29,6 +35,7 @@ import structlog
 from rgcds import __version__
 from rgcds.analysis.ctv import (
     RtStructError,
+    ctv_refusal,
     derive_ctv,
     rasterise_roi,
     referenced_series_uid,
@@ -46,6 +53,7 @@ from rgcds.analysis.prognosis import PrognosisPrediction, predict_prognosis
 from rgcds.analysis.residual import ResidualPrediction, predict_residual, residual_inputs
 from rgcds.exceptions import DicomInputError, ModelError
 from rgcds.imaging.registration import RegistrationResult
+from rgcds.imaging.resample import GridGeometry, resample_onto
 from rgcds.inference.registry import DEFAULT_MODELS_ROOT
 from rgcds.pipeline.context import StudyContext
 from rgcds.pipeline.stages import Converted, Segmentation
@@ -60,6 +68,8 @@ LABEL_OEDEMA = 2
 LABEL_RESIDUAL_ENHANCING = 3
 
 CTV_DERIVED = "derived: ESTRO-EANO 2023 (resection cavity + residual enhancement + 15 mm)"
+#: Template grey-matter probability at or above which a voxel is in the grey-matter prior.
+GREY_MATTER_PRIOR_PROBABILITY = 0.5
 
 
 def is_postoperative(ctx: StudyContext, converted: Converted) -> bool:
@@ -77,11 +87,44 @@ def is_postoperative(ctx: StudyContext, converted: Converted) -> bool:
 
 @dataclass(frozen=True)
 class CtvChoice:
-    """The CTV on the model grid and where it came from."""
+    """The CTV on the model grid, where it came from, its volume and whether it was refused.
+
+    A refused CTV (``refused`` holds the reason) is reported by its volume and reason only:
+    it is not the PET's search region, not a SEG segment, and no residual call is made in it.
+    """
 
     image: sitk.Image = field(repr=False)
     source: str
     notes: tuple[str, ...] = ()
+    ml: float | None = None
+    refused: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """Whether the CTV passed the sanity check."""
+        return self.refused is None
+
+
+def _volume_ml(mask: sitk.Image) -> float:
+    voxel_ml = float(np.prod(mask.GetSpacing())) / 1000.0
+    return float(np.count_nonzero(sitk.GetArrayViewFromImage(mask))) * voxel_ml
+
+
+def _checked(
+    ctx: StudyContext, seg: Segmentation, choice: CtvChoice, gtv_ml: float | None
+) -> CtvChoice:
+    ml = _volume_ml(choice.image)
+    brain_ml = _volume_ml(seg.brain_mask_model) if seg.brain_mask_model is not None else None
+    reason = ctv_refusal(
+        ml, brain_ml, gtv_ml=gtv_ml, margin_mm=ctx.settings.pet.ctv_margin_mm,
+        settings=ctx.settings.pet,
+    )
+    notes = choice.notes
+    if reason is not None:
+        logger.warning("ctv refused", ctv_ml=round(ml, 1), source=choice.source.split(":")[0])
+        notes = (*notes, f"CTV refused ({choice.source}): {reason} The BTV was searched near "
+                 "the segmented tumour instead and no residual-tumour call was made.")
+    return CtvChoice(choice.image, choice.source, notes, ml, reason)
 
 
 def _onto(mask: sitk.Image, reference: sitk.Image) -> sitk.Image:
@@ -139,7 +182,7 @@ def choose_ctv(
     """The CTV on the model grid: from an RT Structure Set, else derived (post-operative)."""
     choice, notes = _rtstruct_ctv(ctx, study_index, converted, seg)
     if choice is not None:
-        return CtvChoice(choice.image, choice.source, tuple(notes))
+        return _checked(ctx, seg, CtvChoice(choice.image, choice.source, tuple(notes)), None)
     if not postoperative or seg.brain_mask_model is None:
         return None
     labels = seg.labels_model
@@ -150,10 +193,12 @@ def choose_ctv(
             seg.brain_mask_model, cavity=cavity, residual_enhancement=residual,
             margin_mm=ctx.settings.pet.ctv_margin_mm,
         )
-    except DicomInputError as exc:
+    except ValueError as exc:  # DicomInputError, or an empty GTV
         logger.info("no ctv derived", reason=str(exc))
         return None
-    return CtvChoice(derived.ctv, CTV_DERIVED, (*notes, *derived.notes))
+    return _checked(
+        ctx, seg, CtvChoice(derived.ctv, CTV_DERIVED, (*notes, *derived.notes)), derived.gtv_ml
+    )
 
 
 def check_registration(
@@ -173,6 +218,28 @@ def check_registration(
         mr, volume.image, result, seg.brain_mask_model,
         threshold=ctx.settings.pet.nmi_threshold,
     )
+
+
+def cavity_mask(seg: Segmentation, postoperative: bool) -> sitk.Image | None:
+    """The resection cavity on the model grid (post-operative labels), else ``None``."""
+    if not postoperative:
+        return None
+    return sitk.Cast(sitk.Equal(seg.labels_model, LABEL_CAVITY), sitk.sitkUInt8)
+
+
+def grey_matter_prior(seg: Segmentation) -> sitk.Image | None:
+    """The template's grey matter (probability >= 0.5) on the model grid, through ``to_mni``.
+
+    ``None`` without a template registration (e.g. a learned brain extractor run alone).
+    """
+    if seg.to_mni is None:
+        return None
+    from rgcds.templates import template_grey_matter
+
+    probability = resample_onto(
+        template_grey_matter(), GridGeometry.of(seg.labels_model), transform=seg.to_mni
+    )
+    return sitk.Cast(probability >= GREY_MATTER_PRIOR_PROBABILITY, sitk.sitkUInt8)
 
 
 def tumour_mask(seg: Segmentation, postoperative: bool) -> sitk.Image:
@@ -206,10 +273,12 @@ def measure_pet(
             suv=volume.pet,
             brain_mask=seg.brain_mask_model,
             tumour_mask=tumour_mask(seg, postoperative),
-            ctv=ctv.image if ctv is not None else None,
+            ctv=ctv.image if ctv is not None and ctv.usable else None,
             transform=seg.pet_transform,
             registration=quality,
             settings=ctx.settings.pet,
+            cavity_mask=cavity_mask(seg, postoperative),
+            grey_matter=grey_matter_prior(seg),
         )
     except DicomInputError as exc:
         logger.warning("PET not analysed", reason=str(exc))
@@ -342,9 +411,9 @@ def read_pet(
     if isinstance(result, PetMeasurements):
         pet = converted.volumes[SeriesRole.PET].image
         masks["BTV"] = np.asarray(sitk.GetArrayFromImage(result.btv_pet)) > 0
-        if ctv is not None:
+        if ctv is not None and ctv.usable:
             masks["CTV"] = on_pet_grid(ctv.image, pet, seg.pet_transform)
-        if postoperative and ctv is not None:
+        if postoperative and ctv is not None and ctv.usable:
             residual, prognosis, more = assess_residual(
                 ctx, seg, ctv, age_years, mgmt_methylated
             )
@@ -385,7 +454,7 @@ def pet_images(read: PetRead, seg: Segmentation) -> PetImages | None:
     masks_mr: dict[str, np.ndarray] = {}
     if result.btv_mr is not None:
         masks_mr["BTV"] = _native(result.btv_mr, seg) > 0
-    if read.ctv is not None:
+    if read.ctv is not None and read.ctv.usable:
         masks_mr["CTV"] = _native(read.ctv.image, seg) > 0
     if "RESIDUAL" in read.pet_masks and "BTV" in masks_mr and "CTV" in masks_mr:
         masks_mr["RESIDUAL"] = masks_mr["BTV"] & masks_mr["CTV"]

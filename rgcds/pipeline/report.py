@@ -301,6 +301,8 @@ def pet_report(
     pet_source: SourceSeries,
     *,
     ctv_source: str | None,
+    ctv_ml: float | None = None,
+    ctv_refused: str | None = None,
     residual: ResidualPrediction | None = None,
     prognosis: PrognosisPrediction | None = None,
     pet_only_reason: str | None = None,
@@ -316,7 +318,14 @@ def pet_report(
         background_mean=float(result.background_mean),
         background_method=result.background_method,
         btv_ml=float(result.btv_ml),
-        ctv_source=ctv_source or f"none: search region {result.search_region}",
+        ctv_source=(
+            f"refused ({ctv_source}); search region {result.search_region}"
+            if ctv_refused is not None and ctv_source is not None
+            else ctv_source or f"none: search region {result.search_region}"
+        ),
+        ctv_ml=ctv_ml,
+        ctv_refused=ctv_refused,
+        btv_candidate_ml=float(result.btv_candidate_ml),
         pet_source=pet_source,
         tbr_mean=result.tbr_mean,
         suv_max=result.suv_max,

@@ -208,6 +208,8 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
             pet_content = report.pet_report(
                 pet, pet_source,
                 ctv_source=pet_read.ctv.source if pet_read.ctv is not None else None,
+                ctv_ml=pet_read.ctv.ml if pet_read.ctv is not None else None,
+                ctv_refused=pet_read.ctv.refused if pet_read.ctv is not None else None,
                 residual=pet_read.residual, prognosis=pet_read.prognosis,
                 notes=[*pet.notes, *pet_read.notes],
             )
@@ -236,6 +238,10 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
                 }
             if pet_content is not None:
                 summary["ctv"] = pet_content.ctv_source
+                summary["ctv_ml"] = (
+                    None if pet_content.ctv_ml is None else round(pet_content.ctv_ml, 1)
+                )
+                summary["ctv_refused"] = pet_content.ctv_refused is not None
         return StudyOutcome(
             status="complete",
             reason=None,

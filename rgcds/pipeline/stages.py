@@ -843,6 +843,7 @@ def pet_summary(result: PetMeasurements) -> dict[str, object]:
         "background_mean": r(result.background_mean, 3),
         "background_method": result.background_method,
         "btv_ml": r(result.btv_ml, 1),
+        "btv_candidate_ml": r(result.btv_candidate_ml, 1),
     }
 
 

@@ -615,6 +615,12 @@ class PetReport:
     prognosis: tuple[PrognosisItem, ...] = ()
     notes: tuple[str, ...] = ()
     """Free-text notes (never PHI)."""
+    ctv_ml: float | None = None
+    """The CTV's volume (also when it was refused: ``ctv_refused`` then says why)."""
+    ctv_refused: str | None = None
+    """Why the CTV was refused as implausible (``None`` when used or absent)."""
+    btv_candidate_ml: float | None = None
+    """Every supra-threshold voxel of the search region, before the BTV's plausibility rules."""
 
     def __post_init__(self) -> None:
         if self.threshold_tbr <= 0:

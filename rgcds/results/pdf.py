@@ -121,6 +121,12 @@ def pet_rows(pet: PetReport) -> list[list[str]]:
         ["BTV volume", _fmt(pet.btv_ml, 1, " ml")],
         ["CTV source", pet.ctv_source],
     ]
+    if pet.btv_candidate_ml is not None and pet.btv_candidate_ml > pet.btv_ml + 0.05:
+        rows.insert(-1, ["Above threshold, before the BTV rules",
+                         _fmt(pet.btv_candidate_ml, 1, " ml")])
+    if pet.ctv_ml is not None:
+        rows.append(["CTV volume", _fmt(pet.ctv_ml, 1, " ml")
+                     + (" (refused as implausible)" if pet.ctv_refused else "")])
     if pet.pet_only_reason is not None:
         rows.append(["Analysis", f"PET only (no MR): {pet.pet_only_reason}"])
     elif pet.registration is not None:

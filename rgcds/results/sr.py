@@ -884,7 +884,10 @@ def _pet_groups(
                 "Clinical target volume",
                 codes.CLINICAL_TARGET_VOLUME,
                 algo,
-                None,
+                (
+                    [Measurement(codes.VOLUME, float(pet.ctv_ml), codes.UNIT_ML)]
+                    if pet.ctv_ml is not None else None
+                ),
                 None,
             )
         )

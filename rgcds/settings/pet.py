@@ -35,6 +35,24 @@ class PetSettings(BaseModel):
     ctv_roi_patterns
         Case-insensitive regexes, in priority order, that pick a CTV among RT Structure Set
         ROI names.
+    btv_min_component_ml, btv_max_distance_mm, btv_margin_mm, btv_margin_fraction,
+    btv_grey_matter_fraction, btv_confounder_tbr_factor, btv_core_reach_mm, btv_brain_edge_mm
+        The BTV's plausibility rules (:mod:`rgcds.analysis.btv`, justified in
+        ``docs/pet.md``): a supra-threshold component is left out when it is smaller than
+        ``btv_min_component_ml``, when its nearest voxel is more than
+        ``btv_max_distance_mm`` from the cavity or residual enhancement, or, when its TBRmax
+        is below threshold x ``btv_confounder_tbr_factor``, when ``btv_margin_fraction`` of
+        it lies within ``btv_margin_mm`` of the cavity or ``btv_grey_matter_fraction`` of it
+        in the grey-matter prior; a component with a hot core loses its mild grey-matter or
+        margin voxels farther than ``btv_core_reach_mm`` from that core; mild uptake within
+        ``btv_brain_edge_mm`` of the brain mask's surface (marrow, dura, scalp where the mask
+        leaks) is left out too.
+    ctv_max_ml, ctv_max_brain_fraction, ctv_excess_margin_mm
+        CTV sanity: a CTV (derived or from an RT Structure Set) larger than ``ctv_max_ml``
+        or than ``ctv_max_brain_fraction`` of the brain is refused, and so is a derived CTV
+        larger than a ball of the GTV's volume grown by the margin + ``ctv_excess_margin_mm``
+        (the bound of a compact GTV; a scattered GTV, the sign of a failed segmentation,
+        exceeds it).
     nmi_threshold
         Registration passes when the normalised mutual information (1 = independent, 2 =
         identical) of MR and PET on the brain + 15 mm is at least this (see
@@ -54,6 +72,17 @@ class PetSettings(BaseModel):
     pairing_window_days: int = Field(default=14, ge=0)
     ctv_roi_patterns: tuple[str, ...] = (r"^ctv$", r"^ctv[\s_-]*1?$", r"\bctv\b", r"ctv")
     nmi_threshold: float = Field(default=1.05, gt=1.0, lt=2.0)
+    btv_min_component_ml: float = Field(default=0.5, ge=0)
+    btv_max_distance_mm: float = Field(default=6.0, ge=0)
+    btv_margin_mm: float = Field(default=5.0, ge=0)
+    btv_margin_fraction: float = Field(default=0.9, gt=0, le=1)
+    btv_grey_matter_fraction: float = Field(default=0.6, gt=0, le=1)
+    btv_confounder_tbr_factor: float = Field(default=1.25, ge=1.0)
+    btv_core_reach_mm: float = Field(default=4.0, ge=0)
+    btv_brain_edge_mm: float = Field(default=4.0, ge=0)
+    ctv_max_ml: float = Field(default=600.0, gt=0)
+    ctv_max_brain_fraction: float = Field(default=0.5, gt=0, le=1)
+    ctv_excess_margin_mm: float = Field(default=5.0, ge=0)
 
     @field_validator("tbr_thresholds")
     @classmethod

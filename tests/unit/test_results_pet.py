@@ -279,6 +279,11 @@ def test_sr_references_the_pet_seg_and_both_studies(
         == pet_seg.SOPInstanceUID
     ]
     assert len(pet_groups) == 3  # BTV, residual tumour, CTV
+    ctv_group = [g for g in pet_groups if g.finding_type.meaning == "Clinical Target Volume"
+                 or "target" in str(g.finding_type.meaning).lower()]
+    assert len(ctv_group) == 1
+    volumes = [m.value for m in ctv_group[0].get_measurements()]
+    assert volumes == [pytest.approx(212.5)]  # the CTV's volume, in ml
     for group in pet_groups:
         number = group.referenced_segment[0].ReferencedSOPSequence[0].ReferencedSegmentNumber
         assert group.tracking_uid == tracking[number]
@@ -390,6 +395,8 @@ def test_pdf_has_a_pet_page_with_the_sr_numbers(paired: ReportContent) -> None:
     assert rows["Background mean"] == "1.355 SUVbw"
     assert rows["PET-to-MR registration"] == "passed, NMI 1.142"
     assert rows["CTV source"] == "derived: ESTRO-EANO 2023"
+    assert rows["CTV volume"] == "212.5 ml"
+    assert rows["Above threshold, before the BTV rules"] == "19.8 ml"
     residual = residual_rows(paired.pet)
     assert residual[0] == ["Residual tumour", "Present (probability 0.83)"]
     assert ["Probability (PET model)", "0.88"] in residual
