@@ -221,7 +221,8 @@ def main() -> None:
         print(
             f"BTV Dice vs the residual tumour (n={len(dice_rules)}): with the rules median "
             f"{med(dice_rules):.3f} (min {np.min(dice_rules):.3f}); guideline BTV median "
-            f"{med(dice_guideline):.3f}; ratio {med(dice_rules) / max(med(dice_guideline), 1e-9):.2f}"
+            f"{med(dice_guideline):.3f}; ratio "
+            f"{med(dice_rules) / max(med(dice_guideline), 1e-9):.2f}"
             " (target >= 0.70)"
         )
     if empty_rules:

@@ -28,9 +28,9 @@ Measurements
     ``ctv_margin_mm``, else the brain mask; always within the brain) with uptake >= threshold x
     background, less the connected components that :func:`rgcds.analysis.btv.select_btv`
     explains as not tumour (too small, far from the cavity or residual enhancement, the
-    surgical margin alone, normal grey matter, the brain mask's edge). Thresholds are tracer specific
-    (:class:`PetSettings`). Without SUV
-    calibration the uptake values are "arbitrary units" and only ratios are reported.
+    surgical margin alone, normal grey matter, the brain mask's edge). Thresholds are tracer
+    specific (:class:`PetSettings`). Without SUV calibration the uptake values are
+    "arbitrary units" and only ratios are reported.
 """
 
 from __future__ import annotations

@@ -72,8 +72,9 @@ def _head(
     cavity = _ball(CAVITY_CENTRE, CAVITY_RADIUS) & brain
     distance = ndimage.distance_transform_edt(~cavity, sampling=SPACING)
     margin = (distance > 0) & (distance <= 4.0) & brain
-    thalamus_left = ((x - 16.0) / 9.0) ** 2 + ((y + 14.0) / 14.0) ** 2 + ((z - 6.0) / 9.0) ** 2 <= 1
-    thalamus_right = ((x + 12.0) / 9.0) ** 2 + ((y + 14.0) / 14.0) ** 2 + ((z - 6.0) / 9.0) ** 2 <= 1
+    around = ((y + 14.0) / 14.0) ** 2 + ((z - 6.0) / 9.0) ** 2
+    thalamus_left = ((x - 16.0) / 9.0) ** 2 + around <= 1
+    thalamus_right = ((x + 12.0) / 9.0) ** 2 + around <= 1
     deep_gm = (thalamus_left | thalamus_right) & ~cavity
     glands = _ball((45.0, 20.0, -72.0), 10.0) | _ball((-45.0, 20.0, -72.0), 10.0)
     nodule = _ball((CAVITY_CENTRE[0] + CAVITY_RADIUS + 5.0, 0.0, 10.0), 8.0) & brain & ~cavity
