@@ -131,7 +131,8 @@ class BtvSelection:
         )
 
 
-def _distance_mm(mask: NDArray[np.bool_], spacing: tuple[float, ...]) -> NDArray[np.float64]:
+def distance_mm(mask: NDArray[np.bool_], spacing: tuple[float, ...]) -> NDArray[np.float64]:
+    """Euclidean distance (mm) from each voxel to ``mask`` (0 inside; inf when it is empty)."""
     if not mask.any():
         return np.full(mask.shape, np.inf)
     return np.asarray(ndimage.distance_transform_edt(~mask, sampling=spacing))
@@ -187,9 +188,9 @@ def select_btv(
     has_tumour = tumour is not None and bool(tumour.any())
     has_cavity = cavity is not None and bool(cavity.any())
     has_gm = grey_matter is not None and bool(grey_matter.any())
-    to_tumour = _distance_mm(tumour, spacing_zyx) if has_tumour and tumour is not None else None
+    to_tumour = distance_mm(tumour, spacing_zyx) if has_tumour and tumour is not None else None
     near_cavity = (
-        _distance_mm(cavity, spacing_zyx) <= s.btv_margin_mm
+        distance_mm(cavity, spacing_zyx) <= s.btv_margin_mm
         if has_cavity and cavity is not None else None
     )
     edge = (
@@ -257,7 +258,7 @@ def select_btv(
         explainable |= near_cavity
     trim = mask & explainable & ~hot
     if trim.any() and hot.any():
-        trim &= _distance_mm(hot & mask, spacing_zyx) > s.btv_core_reach_mm
+        trim &= distance_mm(hot & mask, spacing_zyx) > s.btv_core_reach_mm
     if edge is not None:
         trim |= mask & edge & ~hot
     if trim.any():
@@ -301,5 +302,6 @@ __all__ = [
     "TRIMMED",
     "BtvComponent",
     "BtvSelection",
+    "distance_mm",
     "select_btv",
 ]

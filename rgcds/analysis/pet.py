@@ -45,7 +45,7 @@ import structlog
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from rgcds.analysis.btv import BtvComponent, select_btv
+from rgcds.analysis.btv import BtvComponent, distance_mm, select_btv
 from rgcds.exceptions import GeometryError
 from rgcds.imaging.registration import RegistrationResult, register_rigid
 from rgcds.imaging.resample import GridGeometry, resample_onto
@@ -239,13 +239,6 @@ def _physical_x(pet: sitk.Image) -> NDArray[np.float64]:
     return pet.GetOrigin()[0] + k[:, None, None] + j[None, :, None] + i[None, None, :]
 
 
-def _distance_mm(mask: NDArray[np.bool_], spacing_zyx: tuple[float, ...]) -> NDArray[np.float64]:
-    """Euclidean distance (mm) from each voxel to the mask (0 inside)."""
-    if not mask.any():
-        return np.full(mask.shape, np.inf)
-    return np.asarray(ndimage.distance_transform_edt(~mask, sampling=spacing_zyx))
-
-
 def _mirror(mask: NDArray[np.bool_], pet: sitk.Image, x_mid: float) -> NDArray[np.bool_]:
     """Mirror ``mask`` across the plane LPS x = ``x_mid`` (nearest neighbour)."""
     image = sitk.GetImageFromArray(mask.astype(np.uint8))
@@ -316,7 +309,7 @@ def contralateral_background(
     tumour_x = float(x[tumour].mean())
     tumour_side = "left" if tumour_x > x_mid else "right"
     contralateral = brain & ((x < x_mid) if tumour_side == "left" else (x > x_mid))
-    distance = _distance_mm(tumour, spacing)
+    distance = distance_mm(tumour, spacing)
     region = distance <= s.background_radius_mm
     excluded = distance <= s.background_exclusion_mm
     voi = _mirror(region, pet, x_mid) & contralateral & ~excluded
@@ -389,7 +382,7 @@ def _hotspot_region(
     peak = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
     seed = np.zeros(values.shape, dtype=bool)
     seed[peak] = True
-    return _distance_mm(seed, spacing) <= 15.0
+    return distance_mm(seed, spacing) <= 15.0
 
 
 def pet_head_mask(pet: sitk.Image) -> sitk.Image:
@@ -605,7 +598,7 @@ def analyse_pet(
         search = ctv_pet & brain
         search_name = "CTV"
     elif tumour is not None and tumour.any():
-        search = (_distance_mm(tumour, spacing) <= s.ctv_margin_mm) & brain
+        search = (distance_mm(tumour, spacing) <= s.ctv_margin_mm) & brain
         search_name = "tumour + margin"
     else:
         search = brain.copy()
