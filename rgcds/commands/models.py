@@ -1,8 +1,10 @@
-"""``rgcds models list | verify | build-engine | import-nnunet``: the model registry.
+"""``rgcds models list | verify | build-engine | import-nnunet | import-monai-bundle``.
 
 ``import-nnunet`` turns an nnU-Net v2 results folder into a model folder
-(:mod:`rgcds.inference.import_nnunet`); it needs PyTorch and nnunetv2 in the environment that
-runs it (``make nnunet-extra`` makes one, ``.venv-nnunet``), the daemon needs neither.
+(:mod:`rgcds.inference.import_nnunet`), ``import-monai-bundle`` a MONAI bundle
+(:mod:`rgcds.inference.import_monai`); they need PyTorch and nnunetv2 or MONAI in the
+environment that runs them (``make nnunet-extra`` makes one, ``.venv-nnunet``), the daemon
+needs none of them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from rgcds.logging import configure_logging
 
 NAME = "models"
 HELP = ("List and verify the models (card schema, sha256), build TensorRT engines and import "
-        "nnU-Net v2 models.")
+        "nnU-Net v2 models and MONAI bundles.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="export an nnU-Net v2 results folder (dataset.json, plans.json, "
              "fold_*/checkpoint_final.pth) to an rgcds model folder; needs PyTorch and nnunetv2",
     ))
+    from rgcds.inference.import_monai import add_import_arguments as add_bundle_arguments
+
+    add_bundle_arguments(sub.add_parser(
+        "import-monai-bundle",
+        help="translate a MONAI bundle (configs/inference.json, models/model.pt or model.ts) "
+             "into an rgcds model folder, refusing transforms rgcds cannot run; needs PyTorch "
+             "and MONAI",
+    ))
 
 
 def _inference_paths(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
@@ -72,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     registry = ModelRegistry(models_root)
     if args.models_action == "import-nnunet":
         return _import_nnunet(args, registry.root)
+    if args.models_action == "import-monai-bundle":
+        from rgcds.inference.import_monai import run_import
+
+        return run_import(args, registry.root)
     if args.models_action == "list":
         cards = registry.list()
         if args.json:

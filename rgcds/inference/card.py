@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rgcds.inference.errors import ChecksumMismatchError, ModelCardError
+from rgcds.inference.monai_card import MonaiSpec
 
 CARD_FILENAME = "model.yaml"
 
@@ -295,6 +296,7 @@ class ModelCard(_Strict):
     outputs: OutputSpec
     validation: ValidationSpec | None = None
     nnunet: NnunetSpec | None = None
+    monai: MonaiSpec | None = None
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
@@ -308,6 +310,15 @@ class ModelCard(_Strict):
                 )
             if self.nnunet.folds[0].weights != self.weights:
                 raise ValueError("weights must be the first of nnunet.folds")
+        if self.monai is not None:
+            if self.nnunet is not None:
+                raise ValueError("a card is an nnU-Net import or a MONAI bundle import, not both")
+            if len(self.monai.channel_names) != len(self.inputs.channels):
+                raise ValueError(
+                    f"inputs.channels maps {len(self.inputs.channels)} study sequence(s) but the "
+                    f"MONAI bundle takes {len(self.monai.channel_names)} channel(s); give one "
+                    "sequence per channel"
+                )
         if self.task is TaskValues.SEGMENTATION and not self.outputs.segments:
             raise ValueError(
                 "a segmentation card must define outputs.segments (label value, name and "

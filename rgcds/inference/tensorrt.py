@@ -99,7 +99,7 @@ def default_profile(card: ModelCard, max_batch: int = 4) -> ShapeProfile:
     p = card.inputs.patch_size
     d = card.inputs.divisible_by
     low = tuple(max(d, (s // 2) // d * d) for s in p)
-    if card.nnunet is not None:  # exported at the plans' patch size, batch axis only dynamic
+    if card.nnunet is not None or card.monai is not None:  # exported at one patch size
         low = tuple(p)
     return ShapeProfile(
         min=(1, c, low[0], low[1], low[2]),

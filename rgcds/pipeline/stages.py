@@ -37,6 +37,7 @@ from rgcds.exceptions import (
 from rgcds.imaging import ModelSpace, PreprocessedStudy, make_brain_extractor, preprocess_study
 from rgcds.imaging.resample import GridGeometry, resample_onto
 from rgcds.inference import ModelCard, ModelRegistry, segment, select_backend
+from rgcds.inference.monai_bundle import segment_monai
 from rgcds.inference.nnunet import open_folds, segment_nnunet
 from rgcds.logging import remember_phi
 from rgcds.pipeline.context import StudyContext
@@ -574,6 +575,18 @@ def run_segmentation(
             x = np.where(brain[None], channels, 0.0) if stripped else channels
             out = segment_nnunet(x.astype(np.float32), spacing_zyx, card, folds)
             return remove_small_components(out, pre.brain_mask.GetSpacing())
+    elif card.monai is not None:
+        # An imported MONAI bundle: its transforms replayed on the model grid's geometry
+        # (rgcds.inference.monai_bundle), its Invertd bringing the labels back to that grid.
+        bundle_backend = select_backend(card, inference.backend)
+        grid = pre.brain_mask
+        skull_stripped = card.monai.skull_stripped
+
+        def infer(channels: np.ndarray, brain: np.ndarray) -> np.ndarray:
+            x = np.where(brain[None], channels, 0.0) if skull_stripped else channels
+            out = segment_monai(x.astype(np.float32), grid.GetSpacing(), grid.GetDirection(),
+                                grid.GetOrigin(), card, bundle_backend)
+            return remove_small_components(out, grid.GetSpacing())
     else:
         backend = select_backend(card, inference.backend)
 

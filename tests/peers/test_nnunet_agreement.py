@@ -16,8 +16,6 @@ Target (issue 20): at least 99.5 % of voxels equal and Dice >= 0.99 per label.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from rgcds.inference.card import load_card
 from rgcds.inference.errors import ChecksumMismatchError
 from rgcds.inference.nnunet import open_folds, segment_nnunet
 from tests.peers.nnunet_cases import make_case, write_raw_dataset
+from tests.peers.peer_venv import check, peer_python, run_peer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -44,30 +43,9 @@ TRAIN_SHAPE = (40, 44, 40)
 TRAIN_SPACING = (1.5, 1.5, 1.5)
 
 
-def _peer_python() -> str:
-    python = os.environ.get("RGCDS_NNUNET_PYTHON") or str(ROOT / ".venv-nnunet/bin/python")
-    if not Path(python).is_file():
-        message = (f"the nnU-Net venv is missing ({python}); 'make nnunet-extra' makes it "
-                   "('make test' does)")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return python
-
-
-def _run(python: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="2")
-    return subprocess.run([python, *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=ROOT)
-
-
-def _check(done: subprocess.CompletedProcess[str]) -> None:
-    assert done.returncode == 0, f"{done.args}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-
-
 @pytest.fixture(scope="module")
 def peers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    python = _peer_python()
+    python = peer_python()
     root = tmp_path_factory.mktemp("nnunet")
     cases: dict[str, np.ndarray] = {}
     for name, (seed, shape, spacing) in CASES.items():
@@ -79,13 +57,13 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         raw = write_raw_dataset(root / f"Dataset{number}_{kind.title()}", 4, TRAIN_SHAPE,
                                 TRAIN_SPACING, regions)
         results = root / f"results_{kind}"
-        _check(_run(python, str(HERE / "nnunet_peer.py"), "make-model", str(raw), str(results),
+        check(run_peer(python, str(HERE / "nnunet_peer.py"), "make-model", str(raw), str(results),
                     "--work", str(root / "work")))
-        _check(_run(python, str(HERE / "nnunet_peer.py"), "predict", str(results),
+        check(run_peer(python, str(HERE / "nnunet_peer.py"), "predict", str(results),
                     str(root / "cases.npz"), str(root / f"nnunet_{kind}.npz")))
         model = root / f"model_{kind}"
         extra = ["--labels", "1=oedema,2=necrosis,3=enhancing"] if regions else []
-        _check(_run(python, "-m", "rgcds.inference.import_nnunet", str(results),
+        check(run_peer(python, "-m", "rgcds.inference.import_nnunet", str(results),
                     "--id", f"site-nnunet-{kind}", "--out", str(model),
                     "--license", "CC-BY-4.0 (test)", "--training-data",
                     "4 synthetic cases written by the test", *extra))
@@ -193,14 +171,14 @@ def test_import_refuses_what_the_folder_cannot_say(peers: dict[str, Any],
     python = peers["python"]
     regions = str(peers["regions"]["results"])
     base = ["-m", "rgcds.inference.import_nnunet", regions, "--id", "x"]
-    no_licence = _run(python, *base, "--out", str(tmp_path / "a"), "--training-data", "t")
+    no_licence = run_peer(python, *base, "--out", str(tmp_path / "a"), "--training-data", "t")
     assert no_licence.returncode == 1 and "--license is required" in no_licence.stderr
-    no_labels = _run(python, *base, "--out", str(tmp_path / "b"), "--license", "l",
+    no_labels = run_peer(python, *base, "--out", str(tmp_path / "b"), "--license", "l",
                      "--training-data", "t")
     assert no_labels.returncode == 1 and "--labels" in no_labels.stderr
     assert "region-based" in no_labels.stderr
     assert not (tmp_path / "b" / "model.yaml").exists()
-    bad_channels = _run(python, *base, "--out", str(tmp_path / "c"), "--license", "l",
+    bad_channels = run_peer(python, *base, "--out", str(tmp_path / "c"), "--license", "l",
                         "--training-data", "t", "--channels", "T1,T1c,PD,FLAIR")
     assert bad_channels.returncode == 1 and "--channels must name 4" in bad_channels.stderr
 

@@ -1,0 +1,543 @@
+"""``rgcds models import-monai-bundle``: a MONAI bundle to an rgcds model folder (issue 20).
+
+The bundle is what the MONAI Model Zoo ships, e.g. ``brats_mri_segmentation``:
+``configs/metadata.json``, ``configs/inference.json`` (or ``.yaml``) and ``models/model.pt``
+(a state dict for ``network_def``) or ``models/model.ts`` (TorchScript). MONAI's own
+``ConfigParser`` reads the configs and instantiates ``preprocessing``, ``inferer``,
+``postprocessing`` and ``network_def``, so references (``@...``) and expressions (``$...``)
+resolve exactly as ``python -m monai.bundle run`` resolves them. Each transform is then
+translated into the card's ``monai`` section (:mod:`rgcds.inference.monai_card`), which
+:mod:`rgcds.inference.monai_bundle` replays without PyTorch; a transform, option or inferer
+rgcds cannot replay is refused with its name, and nothing is written. The network is exported
+to ONNX at the inferer's ROI size and checked against PyTorch on seeded noise.
+
+The licence and training data (``metadata.json`` may state them, the importer confirms), which
+study sequence feeds each channel and what each output channel means must be known; the
+import is refused without them. Needs PyTorch and MONAI at import time only (``.venv-nnunet``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from rgcds.inference.card import (
+    CARD_FILENAME,
+    MORPHOLOGICALLY_ALTERED_STRUCTURE,
+    SegmentDefinition,
+    parse_card,
+    sha256_file,
+)
+from rgcds.inference.errors import ModelCardError
+from rgcds.inference.import_nnunet import (
+    SEQUENCES,
+    TISSUES,
+    ImportRefusedError,
+    _guess_channels,
+    _guess_tissue,
+    parse_label_map,
+)
+
+OPSET = 17
+INPUT_NAME = "image"
+OUTPUT_NAME = "pred"
+
+#: Transforms that change nothing rgcds has to replay (loading, typing, channel-first).
+_PASS = {"LoadImaged", "LoadImage", "EnsureChannelFirstd", "EnsureChannelFirst", "EnsureTyped",
+         "EnsureType", "ToTensord", "ToTensor", "SaveImaged", "SaveImage", "ToDeviced",
+         "ToDevice", "ToNumpyd"}
+#: Region tissues in painting order (nested BraTS regions: whole tumour, core, enhancing).
+_PAINT_ORDER = ("oedema", "necrosis", "enhancing")
+_REGION_WORDS = {"oedema": ("whole", "wt", "edema", "oedema"),
+                 "necrosis": ("core", "tc"), "enhancing": ("enhanc", "et")}
+
+
+@dataclass(frozen=True)
+class BundleImportRequest:
+    """What the person importing says about the bundle."""
+
+    source: Path
+    out: Path
+    model_id: str
+    license: str | None
+    training_data: str | None
+    channels: tuple[str, ...] | None = None
+    labels: dict[int, str] = field(default_factory=dict)
+    version: str | None = None
+    name: str | None = None
+    intended_use: str | None = None
+    config: str | None = None
+    tolerance: float = 1e-3
+    skull_stripped: bool = True
+
+
+def _one(value: Any, what: str) -> Any:
+    """The single value of a per-key MONAI option (the transforms keep one per key)."""
+    values = list(value) if isinstance(value, list | tuple) else [value]
+    if len({str(v) for v in values}) != 1:
+        raise ImportRefusedError(f"{what} differs between keys ({values}); rgcds cannot tell "
+                                 "which applies to the image.")
+    return values[0]
+
+
+def _name(obj: Any) -> str:
+    return type(obj).__name__
+
+
+def _translate_pre(transforms: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    steps: list[dict[str, Any]] = []
+    names: list[str] = []
+    for t in transforms:
+        name = _name(t)
+        names.append(name)
+        if name in _PASS:
+            continue
+        if name == "CastToTyped":
+            if "float32" not in str(_one(t.dtype, "CastToTyped dtype")):
+                raise ImportRefusedError("CastToTyped to a type other than float32 is not run "
+                                         "by rgcds.")
+        elif name == "Orientationd":
+            o = t.ornt_transform
+            if o.as_closest_canonical or o.axcodes is None or o.labels not in (
+                    None, (("L", "R"), ("P", "A"), ("I", "S"))):
+                raise ImportRefusedError("Orientationd with as_closest_canonical or custom labels "
+                                         "is not run by rgcds; give axcodes.")
+            steps.append({"transform": "Orientationd", "axcodes": str(o.axcodes)})
+        elif name == "Spacingd":
+            sp = t.spacing_transform
+            if sp.diagonal or sp.recompute_affine or bool(_one(t.scale_extent, "scale_extent")):
+                raise ImportRefusedError("Spacingd with diagonal, recompute_affine or "
+                                         "scale_extent is not run by rgcds.")
+            if np.isfinite(np.asarray(sp.min_pixdim, dtype=float)).any() or np.isfinite(
+                    np.asarray(sp.max_pixdim, dtype=float)).any():
+                raise ImportRefusedError("Spacingd with min_pixdim/max_pixdim is not run by "
+                                         "rgcds.")
+            if bool(_one(t.align_corners, "Spacingd align_corners")):
+                raise ImportRefusedError("Spacingd with align_corners=True is not run by rgcds.")
+            mode = str(getattr(_one(t.mode, "Spacingd mode"), "value", _one(t.mode, "mode")))
+            mode = {"1": "bilinear", "0": "nearest"}.get(mode, mode)
+            pad = str(getattr(_one(t.padding_mode, "padding"), "value",
+                              _one(t.padding_mode, "padding")))
+            if mode not in ("bilinear", "nearest") or pad not in ("border", "zeros"):
+                raise ImportRefusedError(f"Spacingd mode={mode}, padding_mode={pad}: rgcds runs "
+                                         "bilinear or nearest with border or zeros padding.")
+            pixdim = [float(p) for p in np.asarray(sp.pixdim, dtype=float).ravel()]
+            if len(pixdim) < 3:
+                pixdim += [pixdim[-1]] * (3 - len(pixdim))
+            steps.append({"transform": "Spacingd", "pixdim": pixdim[:3], "mode": mode,
+                          "padding_mode": pad})
+        elif name == "NormalizeIntensityd":
+            n = t.normalizer
+            if n.subtrahend is not None or n.divisor is not None:
+                raise ImportRefusedError("NormalizeIntensityd with a fixed subtrahend or divisor "
+                                         "is not run by rgcds.")
+            steps.append({"transform": "NormalizeIntensityd", "nonzero": bool(n.nonzero),
+                          "channel_wise": bool(n.channel_wise)})
+        elif name == "ScaleIntensityRanged":
+            s = t.scaler
+            steps.append({"transform": "ScaleIntensityRanged", "a_min": float(s.a_min),
+                          "a_max": float(s.a_max),
+                          "b_min": None if s.b_min is None else float(s.b_min),
+                          "b_max": None if s.b_max is None else float(s.b_max),
+                          "clip": bool(s.clip)})
+        else:
+            raise ImportRefusedError(
+                f"The bundle's preprocessing uses {name}, which rgcds cannot run exactly; rgcds "
+                "runs Orientationd, Spacingd, NormalizeIntensityd, ScaleIntensityRanged (and "
+                "loading/typing transforms)."
+            )
+    return steps, names
+
+
+def _translate_post(transforms: list[Any]) -> tuple[list[str], bool, float, list[str]]:
+    post: list[str] = []
+    names: list[str] = []
+    nearest = False
+    threshold = 0.5
+    for t in transforms:
+        name = _name(t)
+        names.append(name)
+        if name in _PASS:
+            continue
+        if name == "Activationsd":
+            if any(o is not None for o in t.other):
+                raise ImportRefusedError("Activationsd with 'other' is not run by rgcds.")
+            sig, soft = bool(_one(t.sigmoid, "sigmoid")), bool(_one(t.softmax, "softmax"))
+            if sig or soft:
+                post.append("sigmoid" if sig else "softmax")
+        elif name == "Invertd":
+            nearest = bool(_one(t.nearest_interp, "Invertd nearest_interp"))
+            post.append("invert")
+        elif name == "AsDiscreted":
+            argmax = bool(_one(t.argmax, "argmax"))
+            thr = _one(t.threshold, "threshold")
+            if any(o for o in t.to_onehot if o) or any(r for r in t.rounding if r):
+                raise ImportRefusedError("AsDiscreted with to_onehot or rounding is not run by "
+                                         "rgcds.")
+            if argmax == (thr is not None):
+                raise ImportRefusedError("AsDiscreted must do argmax or threshold (one of them).")
+            post.append("argmax" if argmax else "threshold")
+            if thr is not None:
+                threshold = float(thr)
+        else:
+            raise ImportRefusedError(
+                f"The bundle's postprocessing uses {name}, which rgcds cannot run exactly; rgcds "
+                "runs Activationsd, Invertd, AsDiscreted (and saving/typing transforms)."
+            )
+    if "invert" not in post:
+        raise ImportRefusedError("The bundle's postprocessing has no Invertd: its output is not "
+                                 "mapped back to the input grid, so rgcds cannot place it.")
+    if not any(p in ("argmax", "threshold") for p in post):
+        raise ImportRefusedError("The bundle's postprocessing has no AsDiscreted (argmax or "
+                                 "threshold); rgcds needs a discrete output.")
+    return post, nearest, threshold, names
+
+
+def _inferer(inferer: Any) -> dict[str, Any]:
+    if _name(inferer) != "SlidingWindowInferer":
+        raise ImportRefusedError(f"The bundle's inferer is {_name(inferer)}; rgcds runs "
+                                 "SlidingWindowInferer.")
+    roi = [int(r) for r in inferer.roi_size]
+    if len(roi) != 3 or any(r <= 0 for r in roi):
+        raise ImportRefusedError(f"SlidingWindowInferer roi_size {roi}: rgcds needs a 3D ROI "
+                                 "with positive sizes.")
+    overlap = inferer.overlap
+    if isinstance(overlap, list | tuple):
+        overlap = _one(overlap, "overlap")
+    pad = str(getattr(inferer.padding_mode, "value", inferer.padding_mode))
+    mode = str(getattr(inferer.mode, "value", inferer.mode))
+    sigma = inferer.sigma_scale
+    if isinstance(sigma, list | tuple):
+        sigma = _one(sigma, "sigma_scale")
+    if (pad != "constant" or mode not in ("constant", "gaussian")
+            or inferer.roi_weight_map is not None):
+        raise ImportRefusedError(f"SlidingWindowInferer mode={mode}, padding_mode={pad}: rgcds "
+                                 "runs constant or gaussian blending with constant padding.")
+    return {"roi_size": roi, "sw_batch_size": int(inferer.sw_batch_size),
+            "overlap": float(overlap), "blend": mode, "sigma_scale": float(sigma),
+            "pad_value": float(inferer.cval)}
+
+
+def _channel_def(meta: dict[str, Any], kind: str, key: str) -> list[str] | None:
+    spec = meta.get("network_data_format", {}).get(kind, {}).get(key, {})
+    defs = spec.get("channel_def")
+    if isinstance(defs, dict) and defs:
+        return [str(defs[k]) for k in sorted(defs, key=lambda k: int(k))]
+    return None
+
+
+def _region_tissue(name: str) -> str | None:
+    words = [w for w in name.lower().replace("-", " ").replace("_", " ").split() if w]
+    for tissue, keys in _REGION_WORDS.items():
+        if any(k in words or (len(k) > 3 and k in name.lower()) for k in keys):
+            return tissue
+    return None
+
+
+def _outputs(names: list[str], regions: bool, given: dict[int, str]) -> dict[str, Any]:
+    tissues = dict(given)
+    first = 0 if regions else 1
+    for index, name in enumerate(names):
+        if index >= first and index not in tissues:
+            guess = _region_tissue(name) if regions else _guess_tissue(name)
+            if guess is not None:
+                tissues[index] = guess
+    missing = [i for i in range(first, len(names)) if i not in tissues]
+    if missing:
+        raise ImportRefusedError(
+            f"The import needs the meaning of output channel(s) {missing} (named "
+            f"{[names[i] for i in missing]}); give --labels CHANNEL=TISSUE,... with TISSUE one "
+            "of " + ", ".join(TISSUES) + "."
+        )
+    if len(set(tissues.values())) != len(tissues):
+        raise ImportRefusedError("Two output channels are given the same tissue.")
+    if regions:
+        order = sorted(tissues, key=lambda i: _PAINT_ORDER.index(tissues[i]))
+        out: dict[str, Any] = {
+            "tensor_name": OUTPUT_NAME, "mode": "sigmoid_regions", "logits": True,
+            "regions": [{"index": i, "name": names[i], "label": TISSUES[tissues[i]][0]}
+                        for i in order],
+        }
+    else:
+        out = {"tensor_name": OUTPUT_NAME, "mode": "softmax", "logits": True,
+               "classes": [{"index": 0, "label": 0, "name": "background"}] + [
+                   {"index": i, "label": TISSUES[t][0], "name": t}
+                   for i, t in sorted(tissues.items())]}
+    out["segments"] = [
+        SegmentDefinition(label=TISSUES[t][0], name=TISSUES[t][1],
+                          category=MORPHOLOGICALLY_ALTERED_STRUCTURE, type=TISSUES[t][2],
+                          color_rgb=TISSUES[t][3]).model_dump(mode="json")
+        for t in sorted(set(tissues.values()), key=lambda t: TISSUES[t][0])
+    ]
+    return out
+
+
+def _load_network(parser: Any, source: Path) -> tuple[Any, Path]:
+    import torch
+
+    ts, pt = source / "models" / "model.ts", source / "models" / "model.pt"
+    if pt.is_file():
+        try:
+            network = parser.get_parsed_content("network_def")
+        except Exception as exc:
+            raise ImportRefusedError(f"network_def could not be built: {exc}") from exc
+        state = torch.load(pt, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = state["model"]
+        network.load_state_dict(state)
+        return network, pt
+    if ts.is_file():
+        return torch.jit.load(str(ts), map_location="cpu"), ts
+    raise ImportRefusedError(f"{source} has neither models/model.pt nor models/model.ts.")
+
+
+def _export(network: Any, channels: int, roi: list[int], path: Path, tolerance: float) -> float:
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    network.eval()
+    tmp = path.with_suffix(".tmp.onnx")
+    with torch.no_grad():
+        torch.onnx.export(
+            network, (torch.zeros(1, channels, *roi),), str(tmp), input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=OPSET, do_constant_folding=True, dynamo=False,
+        )
+    onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
+    tmp.replace(path)
+    x = np.random.default_rng(0).standard_normal((1, channels, *roi)).astype(np.float32)
+    with torch.no_grad():
+        expected = network(torch.from_numpy(x)).numpy()
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        [OUTPUT_NAME], {INPUT_NAME: x})[0]
+    if got.shape != expected.shape:
+        path.unlink()
+        raise ImportRefusedError(f"The network's output {expected.shape} is not one tensor on "
+                                 "the ROI grid; rgcds runs single-output segmentation networks.")
+    diff = float(np.max(np.abs(got - expected)))
+    if diff > tolerance:
+        path.unlink()
+        raise ImportRefusedError(
+            f"ONNX Runtime's output differs from PyTorch's by {diff:.3g} (more than "
+            f"{tolerance:g}); the export is not faithful, nothing was written."
+        )
+    return diff
+
+
+def import_monai_bundle(request: BundleImportRequest) -> Path:
+    """Translate the bundle, export the network and write the model folder; return it.
+
+    Raises
+    ------
+    ImportRefusedError
+        A required answer is missing, a transform or inferer rgcds cannot replay is used, or
+        the ONNX export is not faithful.
+    """
+    source = request.source.resolve()
+    configs = source / "configs"
+    config = (configs / request.config) if request.config else next(
+        (configs / n for n in ("inference.json", "inference.yaml", "inference.yml")
+         if (configs / n).is_file()), configs / "inference.json")
+    meta_file = configs / "metadata.json"
+    for path in (config, meta_file):
+        if not path.is_file():
+            raise ImportRefusedError(f"{source} has no {path.relative_to(source)}; give a MONAI "
+                                     "bundle folder (configs/, models/).")
+    meta = json.loads(meta_file.read_text())
+    licence = request.license or None
+    training = request.training_data or None
+    if not licence:
+        raise ImportRefusedError("--license is required: say under which licence the weights "
+                                 "may be used (check the bundle's LICENSE and docs).")
+    if not training:
+        raise ImportRefusedError("--training-data is required: say on which data the bundle was "
+                                 "trained (its README/metadata 'data_source').")
+    try:
+        import torch  # noqa: F401
+        from monai.bundle import ConfigParser
+    except ImportError as exc:
+        raise ImportRefusedError(
+            f"Importing a MONAI bundle needs PyTorch and MONAI ({exc}); run it in the venv that "
+            "'make nnunet-extra' makes (the daemon needs neither)."
+        ) from exc
+    parser = ConfigParser()
+    parser.read_meta(str(meta_file))
+    parser.read_config(str(config))
+    parser["bundle_root"] = str(source)
+    for section in ("preprocessing", "inferer", "postprocessing"):
+        if section not in parser:
+            raise ImportRefusedError(f"{config.name} has no '{section}' section.")
+    try:
+        pre = parser.get_parsed_content("preprocessing", instantiate=True)
+        inferer = parser.get_parsed_content("inferer", instantiate=True)
+        postprocessing = parser.get_parsed_content("postprocessing", instantiate=True)
+    except Exception as exc:
+        raise ImportRefusedError(f"MONAI could not instantiate the bundle's transforms: "
+                                 f"{exc}") from exc
+    pre_steps, pre_names = _translate_pre(list(getattr(pre, "transforms", [pre])))
+    post, nearest, threshold, post_names = _translate_post(
+        list(getattr(postprocessing, "transforms", [postprocessing])))
+    window = _inferer(inferer)
+
+    names = _channel_def(meta, "inputs", "image")
+    n_in = int(meta.get("network_data_format", {}).get("inputs", {}).get("image", {}).get(
+        "num_channels", len(names or [])) or 0)
+    if names is None:
+        names = [f"channel {i}" for i in range(n_in)]
+    channels = request.channels or _guess_channels(names)
+    if channels is None or len(channels) != len(names) or any(c not in SEQUENCES
+                                                               for c in channels):
+        raise ImportRefusedError(
+            f"The bundle's input channels are {names}; give --channels with one of "
+            f"{', '.join(SEQUENCES)} for each, in the bundle's channel order."
+        )
+    out_names = _channel_def(meta, "outputs", "pred")
+    if out_names is None:
+        n_out = int(meta.get("network_data_format", {}).get("outputs", {}).get("pred", {}).get(
+            "num_channels", 0) or 0)
+        out_names = [f"channel {i}" for i in range(n_out)]
+    if not out_names:
+        raise ImportRefusedError("metadata.json does not say how many output channels the "
+                                 "network has (network_data_format.outputs.pred).")
+    regions = "threshold" in post
+    if regions and "softmax" in post:
+        raise ImportRefusedError("softmax followed by a threshold is not a label map rgcds "
+                                 "can read.")
+    outputs = _outputs(out_names, regions, request.labels)
+    outputs["logits"] = False  # the card's activation is the bundle's own (monai section)
+
+    network, weights_src = _load_network(parser, source)
+    out = request.out.resolve()
+    if out.exists() and any(out.iterdir()):
+        raise ImportRefusedError(f"{out} exists and is not empty; give a new folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "model.onnx"
+    try:
+        diff = _export(network, len(names), window["roi_size"], target, request.tolerance)
+    except ImportRefusedError:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    shutil.copytree(configs, out / "bundle_configs")
+    pixdim = next((s["pixdim"] for s in pre_steps if s["transform"] == "Spacingd"), [1.0] * 3)
+    bundle_name = str(meta.get("name") or source.name)
+    bundle_version = str(meta.get("version") or "unknown")
+    card: dict[str, Any] = {
+        "id": request.model_id,
+        "version": request.version or bundle_version,
+        "name": request.name or f"MONAI bundle {bundle_name} {bundle_version}",
+        "task": "segmentation",
+        "description": f"Imported with rgcds models import-monai-bundle from {source.name} "
+                       f"({weights_src.name}); its transforms replayed by "
+                       "rgcds.inference.monai_bundle. ONNX Runtime vs PyTorch max |difference| "
+                       f"{diff:.2e}.",
+        "research_use_only": True,
+        "intended_use": request.intended_use or (
+            "Research use only: tumour segmentation in rgcds as the site's model, on the "
+            "sequences and acquisitions it was trained on. Not a medical device."),
+        "training_data": training,
+        "license": licence,
+        "authors": [str(meta["authors"])] if meta.get("authors") else [],
+        "weights": {"file": target.name, "format": "onnx", "sha256": sha256_file(target),
+                    "opset": OPSET},
+        "inputs": {"tensor_name": INPUT_NAME, "channels": list(channels), "axis_order": "CZYX",
+                   "spacing_mm": [min(pixdim)] * 3, "orientation": "LPS",
+                   "normalisation": {"method": "none"}, "patch_size": window["roi_size"]},
+        "outputs": outputs,
+        "monai": {
+            "bundle_name": bundle_name, "bundle_version": bundle_version,
+            "channel_names": names, "output_names": out_names,
+            "preprocessing": pre_steps, **window, "postprocessing": post,
+            "invert_nearest": nearest, "threshold": threshold,
+            "transforms_read": pre_names + post_names,
+            "skull_stripped": request.skull_stripped,
+            "source_sha256": sha256_file(weights_src),
+        },
+    }
+    try:
+        parse_card(card, out / CARD_FILENAME, out)
+    except ModelCardError:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    (out / CARD_FILENAME).write_text(
+        yaml.safe_dump(json.loads(json.dumps(card)), sort_keys=False, width=100))
+    return out
+
+
+def add_import_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``rgcds models import-monai-bundle`` (and of ``python -m`` this module)."""
+    parser.add_argument("source", type=Path, metavar="DIR",
+                        help="the bundle folder (configs/metadata.json, configs/inference.json, "
+                             "models/model.pt or model.ts)")
+    parser.add_argument("--id", dest="model_id", required=True, help="the new model's id")
+    parser.add_argument("--out", type=Path, default=None, metavar="PATH",
+                        help="the model folder to write (default: MODELS_ROOT/ID)")
+    parser.add_argument("--license", default=None, help="the licence of the weights (required)")
+    parser.add_argument("--training-data", default=None,
+                        help="what the bundle was trained on (required)")
+    parser.add_argument("--channels", default=None, metavar="SEQ,...",
+                        help="the study sequence for each input channel in order, from T1, "
+                             "T1c, T2, FLAIR (default: read from metadata.json's channel_def)")
+    parser.add_argument("--labels", default=None, metavar="CHANNEL=TISSUE,...",
+                        help="what each output channel is: necrosis, oedema or enhancing (for "
+                             "sigmoid regions: the whole tumour is oedema, the core necrosis)")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="the config under configs/ (default: inference.json)")
+    parser.add_argument("--version", dest="model_version", default=None,
+                        help="the card's version (default: the bundle's)")
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--intended-use", default=None)
+    parser.add_argument("--full-head", action="store_true",
+                        help="the model was trained on images with the skull")
+
+
+def run_import(args: argparse.Namespace, models_root: Path) -> int:
+    """Run the import from parsed options; print where the model went."""
+    from rgcds.inference.card import load_card
+
+    request = BundleImportRequest(
+        source=args.source, out=args.out or models_root / args.model_id,
+        model_id=args.model_id, license=args.license, training_data=args.training_data,
+        channels=tuple(c.strip() for c in args.channels.split(",")) if args.channels else None,
+        labels=parse_label_map(args.labels), version=args.model_version, name=args.name,
+        intended_use=args.intended_use, config=args.config, skull_stripped=not args.full_head,
+    )
+    folder = import_monai_bundle(request)
+    card = load_card(folder)
+    if getattr(args, "json", False):
+        print(json.dumps({"id": card.id, "folder": str(folder), "validated": card.validated}))
+    else:
+        print(f"Imported {card.id} {card.version} into {folder} (NOT VALIDATED by rgcds, "
+              "research use only).")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rgcds.inference.import_monai`` (in the venv with PyTorch and MONAI)."""
+    parser = argparse.ArgumentParser(prog="python -m rgcds.inference.import_monai",
+                                     description=__doc__.splitlines()[0])
+    add_import_arguments(parser)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--models-root", type=Path, default=Path("models"))
+    args = parser.parse_args(argv)
+    try:
+        return run_import(args, args.models_root)
+    except ModelCardError as exc:
+        print(f"rgcds models import-monai-bundle: {exc}", file=sys.stderr)
+        return 1
+
+
+__all__ = ["BundleImportRequest", "add_import_arguments", "import_monai_bundle", "main",
+           "run_import"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())
