@@ -11,6 +11,8 @@ exclude loading the model. Printed: voxel agreement and Dice per label, the seco
 of each, and the ratio rgcds / nnU-Net (target: at most 1).
 
     .venv/bin/python bench/imported_models.py --json bench/results/imported_models.json
+
+``--monai`` runs the MONAI bundle half instead (:mod:`bench.imported_bundles`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ def _run(python: str, *args: str) -> None:
 
 
 def main() -> int:
+    if "--monai" in sys.argv[1:]:  # the MONAI bundle half (bench/imported_bundles.py)
+        from bench.imported_bundles import main as bundles
+
+        return bundles([a for a in sys.argv[1:] if a != "--monai"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=os.environ.get("RGCDS_NNUNET_PYTHON",
                                                            str(ROOT / ".venv-nnunet/bin/python")))

@@ -9,6 +9,9 @@
 trained: agreement, not accuracy, is under test; the last layer is scaled so its outputs are
 not all near the threshold). ``--softmax`` makes a 4-class softmax/argmax variant.
 
+``time BUNDLE CASE_DIR RESULT.npz``: the same transforms, inferer and network in this
+process, loaded once, timed per case (for ``bench/imported_models.py --monai``).
+
 ``run BUNDLE CASE_DIR RESULT.npz``: ``python -m monai.bundle run`` (MONAI's own runner) on
 each case folder's ``c0..c3.nii.gz``; the saved predictions, read with nibabel, go to
 RESULT.npz as ``(C, i, j, k)`` arrays.
@@ -26,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 
-def make_bundle(out: Path, softmax: bool) -> None:
+def make_bundle(out: Path, softmax: bool, roi: tuple[int, int, int] = (32, 32, 24),
+                brats_net: bool = False) -> None:
     import torch
     from monai.networks.nets import SegResNet
 
@@ -42,7 +46,7 @@ def make_bundle(out: Path, softmax: bool) -> None:
         "monai_version": "1.6.1", "authors": "rgcds tests",
         "network_data_format": {
             "inputs": {"image": {"type": "image", "format": "magnitude", "modality": "MR",
-                                 "num_channels": 4, "spatial_shape": [32, 32, 24],
+                                 "num_channels": 4, "spatial_shape": list(roi),
                                  "channel_def": {"0": "T1c", "1": "T1", "2": "T2",
                                                  "3": "FLAIR"}}},
             "outputs": {"pred": {"type": "image", "format": "segmentation",
@@ -50,8 +54,11 @@ def make_bundle(out: Path, softmax: bool) -> None:
         },
     }
     (out / "configs" / "metadata.json").write_text(json.dumps(meta, indent=2))
-    net_def = {"_target_": "SegResNet", "blocks_down": [1, 1, 1], "blocks_up": [1, 1],
-               "init_filters": 8, "in_channels": 4, "out_channels": n_out}
+    # brats_mri_segmentation's own SegResNet, or a small one for the test.
+    net_def = ({"_target_": "SegResNet", "blocks_down": [1, 2, 2, 4], "blocks_up": [1, 1, 1],
+                "init_filters": 16, "in_channels": 4, "out_channels": n_out} if brats_net else
+               {"_target_": "SegResNet", "blocks_down": [1, 1, 1], "blocks_up": [1, 1],
+                "init_filters": 8, "in_channels": 4, "out_channels": n_out})
     post = ([{"_target_": "Activationsd", "keys": "pred", "softmax": True},
              {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing",
               "orig_keys": "image", "nearest_interp": False, "to_tensor": True},
@@ -75,8 +82,8 @@ def make_bundle(out: Path, softmax: bool) -> None:
             {"_target_": "LoadImaged", "keys": "image"},
             {"_target_": "EnsureChannelFirstd", "keys": "image"},
             {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
-            {"_target_": "Spacingd", "keys": "image", "pixdim": [1.5, 1.5, 1.5],
-             "mode": "bilinear"},
+            {"_target_": "Spacingd", "keys": "image",
+             "pixdim": [1.0] * 3 if brats_net else [1.5] * 3, "mode": "bilinear"},
             {"_target_": "NormalizeIntensityd", "keys": "image", "nonzero": True,
              "channel_wise": True},
             {"_target_": "EnsureTyped", "keys": "image"},
@@ -84,7 +91,7 @@ def make_bundle(out: Path, softmax: bool) -> None:
         "dataset": {"_target_": "Dataset", "data": "@datalist", "transform": "@preprocessing"},
         "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1,
                        "shuffle": False, "num_workers": 0},
-        "inferer": {"_target_": "SlidingWindowInferer", "roi_size": [32, 32, 24],
+        "inferer": {"_target_": "SlidingWindowInferer", "roi_size": list(roi),
                     "sw_batch_size": 2, "overlap": 0.5, "mode": "gaussian"},
         "postprocessing": {"_target_": "Compose", "transforms": post},
         "handlers": [{"_target_": "CheckpointLoader", "load_path":
@@ -133,19 +140,62 @@ def run(bundle: Path, cases: Path, result: Path) -> None:
     np.savez(result, **arrays)
 
 
+def time_cases(bundle: Path, cases: Path, result: Path) -> None:
+    """In-process timing: the bundle's transforms, inferer and network, loaded once.
+
+    What the bundle's evaluator runs per case (load, preprocess, sliding window, postprocess
+    including Invertd and SaveImaged), without ignite's engine; one warm-up case first.
+    """
+    import torch
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_meta(str(bundle / "configs" / "metadata.json"))
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser["bundle_root"] = str(bundle)
+    parser["output_dir"] = str(bundle / "eval_timed")
+    network = parser.get_parsed_content("network")
+    network.load_state_dict(torch.load(bundle / "models" / "model.pt", weights_only=True))
+    network.eval()
+    pre = parser.get_parsed_content("preprocessing")
+    inferer = parser.get_parsed_content("inferer")
+    post = parser.get_parsed_content("postprocessing")
+    folders = sorted(p for p in cases.iterdir() if p.is_dir())
+    seconds: dict[str, np.ndarray] = {}
+    for warm, case in [(True, folders[0])] + [(False, f) for f in folders]:
+        files = [str(case / f"c{c}.nii.gz") for c in range(4)]
+        started = time.perf_counter()
+        data = pre({"image": files})
+        with torch.no_grad():
+            data["pred"] = inferer(data["image"][None], network)[0]
+        post(data)
+        if not warm:
+            seconds[f"{case.name}_seconds"] = np.asarray(time.perf_counter() - started)
+    np.savez(result, **seconds)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
     make = sub.add_parser("make-bundle")
     make.add_argument("out", type=Path)
     make.add_argument("--softmax", action="store_true")
+    make.add_argument("--roi", type=int, nargs=3, default=[32, 32, 24])
+    make.add_argument("--brats-net", action="store_true",
+                      help="brats_mri_segmentation's SegResNet (blocks 1,2,2,4; 16 filters)")
+    timed = sub.add_parser("time")
+    timed.add_argument("bundle", type=Path)
+    timed.add_argument("cases", type=Path)
+    timed.add_argument("result", type=Path)
     go = sub.add_parser("run")
     go.add_argument("bundle", type=Path)
     go.add_argument("cases", type=Path)
     go.add_argument("result", type=Path)
     args = parser.parse_args()
     if args.cmd == "make-bundle":
-        make_bundle(args.out, args.softmax)
+        make_bundle(args.out, args.softmax, tuple(args.roi), args.brats_net)
+    elif args.cmd == "time":
+        time_cases(args.bundle, args.cases, args.result)
     else:
         run(args.bundle, args.cases, args.result)
     return 0
