@@ -100,7 +100,12 @@ def spacing_grid(affine: np.ndarray, shape: Sequence[int], pixdim: Sequence[floa
                  ) -> tuple[np.ndarray, tuple[int, int, int]]:
     """``Spacingd``'s output affine and shape (``zoom_affine`` non-diagonal, no extent scale)."""
     scale = np.asarray(pixdim, dtype=float).copy()
-    scale[scale <= 0] = _affine_spacing(affine)[scale <= 0]
+    current = _affine_spacing(affine)
+    scale[scale <= 0] = current[scale <= 0]
+    # Spacing keeps an axis's own spacing when it is within AFFINE_TOL of the target (a
+    # float32-stored 0.99999996 mm stays that, it is not made 1 mm).
+    keep = np.abs(current - scale) <= _AFFINE_TOL
+    scale[keep] = current[keep]
     rzs = affine[:3, :3]
     zs = np.linalg.cholesky(rzs.T @ rzs).T
     rotation = rzs @ np.linalg.inv(zs)

@@ -57,6 +57,12 @@ def test_spacing_to_the_same_grid_is_the_identity() -> None:
     assert np.array_equal(resample_affine(data, affine, new, shape, "bilinear", "border"), data)
 
 
+def test_an_axis_within_tolerance_of_the_target_keeps_its_own_spacing() -> None:
+    affine = np.diag([0.99999996, 2.0, 1.0004, 1.0])
+    new, _ = spacing_grid(affine, (10, 10, 10), (1.0, 1.0, 1.0))
+    assert new[0, 0] == 0.99999996 and new[1, 1] == 1.0 and new[2, 2] == 1.0004
+
+
 def test_halving_the_spacing_interpolates_between_voxels() -> None:
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     new, shape = spacing_grid(affine, (4, 4, 4), (1.0, 1.0, 1.0))
