@@ -40,13 +40,12 @@ from rgcds.inference.errors import ModelCardError
 from rgcds.inference.import_nnunet import (
     SEQUENCES,
     TISSUES,
-    ImportRefusedError,
     _guess_channels,
     _guess_tissue,
     parse_label_map,
 )
+from rgcds.inference.onnx_export import OPSET, ImportRefusedError, export_checked
 
-OPSET = 17
 INPUT_NAME = "image"
 OUTPUT_NAME = "pred"
 
@@ -299,41 +298,6 @@ def _load_network(parser: Any, source: Path) -> tuple[Any, Path]:
     raise ImportRefusedError(f"{source} has neither models/model.pt nor models/model.ts.")
 
 
-def _export(network: Any, channels: int, roi: list[int], path: Path, tolerance: float) -> float:
-    import onnx
-    import onnxruntime as ort
-    import torch
-
-    network.eval()
-    tmp = path.with_suffix(".tmp.onnx")
-    with torch.no_grad():
-        torch.onnx.export(
-            network, (torch.zeros(1, channels, *roi),), str(tmp), input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=OPSET, do_constant_folding=True, dynamo=False,
-        )
-    onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
-    tmp.replace(path)
-    x = np.random.default_rng(0).standard_normal((1, channels, *roi)).astype(np.float32)
-    with torch.no_grad():
-        expected = network(torch.from_numpy(x)).numpy()
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
-        [OUTPUT_NAME], {INPUT_NAME: x})[0]
-    if got.shape != expected.shape:
-        path.unlink()
-        raise ImportRefusedError(f"The network's output {expected.shape} is not one tensor on "
-                                 "the ROI grid; rgcds runs single-output segmentation networks.")
-    diff = float(np.max(np.abs(got - expected)))
-    if diff > tolerance:
-        path.unlink()
-        raise ImportRefusedError(
-            f"ONNX Runtime's output differs from PyTorch's by {diff:.3g} (more than "
-            f"{tolerance:g}); the export is not faithful, nothing was written."
-        )
-    return diff
-
-
 def import_monai_bundle(request: BundleImportRequest) -> Path:
     """Translate the bundle, export the network and write the model folder; return it.
 
@@ -423,7 +387,9 @@ def import_monai_bundle(request: BundleImportRequest) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     target = out / "model.onnx"
     try:
-        diff = _export(network, len(names), window["roi_size"], target, request.tolerance)
+        diff = export_checked(network, len(names), window["roi_size"], target,
+                              input_name=INPUT_NAME, output_name=OUTPUT_NAME,
+                              tolerance=request.tolerance, single_output=True)
     except ImportRefusedError:
         shutil.rmtree(out, ignore_errors=True)
         raise

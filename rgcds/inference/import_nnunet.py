@@ -40,8 +40,8 @@ from rgcds.inference.card import (
     sha256_file,
 )
 from rgcds.inference.errors import ModelCardError
+from rgcds.inference.onnx_export import OPSET, ImportRefusedError, export_checked
 
-OPSET = 17
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 
@@ -70,10 +70,6 @@ _CHANNEL_WORDS = (
 )
 
 SEQUENCES = ("T1", "T1c", "T2", "FLAIR")
-
-
-class ImportRefusedError(ModelCardError):
-    """The folder or the importer's answers do not say enough to write an honest card."""
 
 
 @dataclass(frozen=True)
@@ -194,40 +190,6 @@ def _validation(folder: Path, folds: list[str], tissues: dict[int, str],
     }
 
 
-def _export_fold(network: Any, params: Any, channels: int, patch: tuple[int, ...], path: Path,
-                 tolerance: float, seed: int) -> float:
-    import onnx
-    import onnxruntime as ort
-    import torch
-
-    network.load_state_dict(params)
-    network.eval()
-    dummy = torch.zeros(1, channels, *patch)
-    tmp = path.with_suffix(".tmp.onnx")
-    with torch.no_grad():
-        torch.onnx.export(
-            network, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=OPSET, do_constant_folding=True, dynamo=False,
-        )
-    proto = onnx.load(str(tmp))
-    onnx.checker.check_model(proto, full_check=True)
-    tmp.replace(path)
-    x = np.random.default_rng(seed).standard_normal((1, channels, *patch)).astype(np.float32)
-    with torch.no_grad():
-        expected = network(torch.from_numpy(x)).numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
-    diff = float(np.max(np.abs(got - expected)))
-    if diff > tolerance:
-        path.unlink()
-        raise ImportRefusedError(
-            f"ONNX Runtime's output differs from PyTorch's by {diff:.3g} (more than "
-            f"{tolerance:g}) for {path.name}; the export is not faithful, nothing was written."
-        )
-    return diff
-
-
 def import_nnunet(request: ImportRequest) -> Path:
     """Export the folds and write the model folder; return it.
 
@@ -331,8 +293,10 @@ def import_nnunet(request: ImportRequest) -> Path:
     diffs = {}
     for index, (fold, params) in enumerate(zip(folds, predictor.list_of_parameters, strict=True)):
         target = out / f"fold_{fold}.onnx"
-        diffs[fold] = _export_fold(predictor.network, params, n_in, patch, target,
-                                   request.tolerance, seed=index)
+        predictor.network.load_state_dict(params)
+        diffs[fold] = export_checked(predictor.network, n_in, patch, target,
+                                     input_name=INPUT_NAME, output_name=OUTPUT_NAME,
+                                     tolerance=request.tolerance, seed=index)
         fold_entries.append({
             "fold": fold,
             "weights": {"file": target.name, "format": "onnx", "sha256": sha256_file(target),
