@@ -15,6 +15,7 @@ returned or stored.
 from __future__ import annotations
 
 import re
+import struct
 import threading
 import time
 import zlib
@@ -28,7 +29,11 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset, read_preamble
 from pydicom.tag import BaseTag
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ImplicitVRLittleEndian,
+)
 
 from rgcds.dicom.errors import DatasetMismatchError
 from rgcds.dicom.uids import validate_uid
@@ -58,6 +63,13 @@ HEADER_BUDGET = 16 << 20
 
 _CHUNK = 1 << 20
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_LAST_TAG = max(_TAG_VALUES)
+"""The highest tag read: the header parse stops at the first element past it."""
+_SPECIFIC: list[BaseTag | int] = [BaseTag(t) for t in _TAG_VALUES]
+_KEY_TAGS = [(k, BaseTag(tag_for_keyword(k) or 0)) for k in _TAGS[:9]]
+"""The identifying keywords and their tags (looked up by tag: a keyword costs a search)."""
+_PHI_TAGS = [BaseTag(tag_for_keyword(k) or 0) for k in PHI_KEYWORDS]
+_META_START = 128 + 4  # preamble, b"DICM"
 
 
 def _inflate_bounded(deflated: memoryview, max_inflated: int) -> bytes:
@@ -107,6 +119,80 @@ def _read_deflated(encoded: bytes, max_inflated: int) -> Dataset | None:
     ds = read_dataset(BytesIO(head), is_implicit_VR=False, is_little_endian=True,
                       stop_when=at_pixels, specific_tags=[BaseTag(t) for t in _TAG_VALUES])
     ds.file_meta = file_meta
+    return ds
+
+
+_UI = re.compile(rb"([0-9.]{1,64})\x00?")
+_CS = re.compile(rb" *([A-Z0-9_]{1,16}) *")
+_IS = re.compile(rb" *([0-9]{1,9}) *")
+_PLAIN = {
+    "SOPClassUID": _UI, "SOPInstanceUID": _UI, "StudyInstanceUID": _UI,
+    "SeriesInstanceUID": _UI, "Modality": _CS, "InstanceNumber": _IS,
+    "ImagesInAcquisition": _IS, "NumberOfFrames": _IS, "AcquisitionNumber": _IS,
+}
+"""The common, unambiguous encodings of the identifying values (by keyword: an implicit VR
+data set has no VR to go by), decoded without pydicom."""
+
+
+def _value(ds: Dataset, keyword: str, tag: BaseTag) -> Any:
+    """The value of one identifying element: the plain common case decoded directly.
+
+    Converting a raw element through pydicom (hooks, validation, ``MultiValue``) costs
+    more than parsing the header. A UID that is only digits and dots, a code string of
+    upper-case letters and digits and an unsigned integer string are decoded here; any
+    other value is converted by pydicom, whose result and warnings stay the reference.
+    """
+    elem = ds.get_item(tag)
+    if elem is None:
+        return None
+    raw = elem.value
+    pattern = _PLAIN[keyword]
+    if isinstance(raw, bytes) and (m := pattern.fullmatch(raw)):
+        text = m.group(1).decode("ascii")
+        return int(text) if pattern is _IS else text
+    return ds[tag].value
+
+
+def _past_last(tag: BaseTag, vr: str | None, length: int) -> bool:
+    return int(tag) > _LAST_TAG
+
+
+def _read_header(encoded: bytes, transfer_syntax: str) -> Dataset | None:
+    """The identifying tags read straight from the data set, or ``None`` to use dcmread.
+
+    The bounded header parse of the hot path: the file meta group (which the listener
+    built itself for the presentation context's ``transfer_syntax``) is skipped by its
+    group length, and the data set is read only up to :data:`_LAST_TAG`, so a scanner's
+    private groups and the pixel data are never walked. Anything unexpected (no
+    ``DICM``, no group length, a parse error, a required UID not found before the stop)
+    returns ``None`` and the caller falls back to the full ``dcmread`` path, whose
+    behaviour and errors are the reference.
+    """
+    if transfer_syntax == ImplicitVRLittleEndian:
+        implicit, little = True, True
+    elif transfer_syntax == ExplicitVRBigEndian:
+        implicit, little = False, False
+    elif transfer_syntax == DeflatedExplicitVRLittleEndian:
+        return None
+    else:  # Explicit VR Little Endian and every encapsulated (compressed) syntax
+        implicit, little = False, True
+    if encoded[128:132] != b"DICM":
+        return None
+    if encoded[_META_START:_META_START + 6] != b"\x02\x00\x00\x00UL":
+        return None  # no (0002,0000) UL group length first
+    (length,) = struct.unpack_from("<I", encoded, _META_START + 8)
+    start = _META_START + 12 + length
+    if start > len(encoded):
+        return None
+    try:
+        fp = BytesIO(encoded)
+        fp.seek(start)
+        ds = read_dataset(fp, is_implicit_VR=implicit, is_little_endian=little,
+                          stop_when=_past_last, specific_tags=_SPECIFIC)
+    except Exception:
+        return None
+    if any(tag not in ds for _, tag in _KEY_TAGS[:4]):
+        return None  # out-of-order or missing: let dcmread find (or refuse) it
     return ds
 
 
@@ -182,9 +268,9 @@ _PHI_SEEN_SECONDS = 300.0
 def _phi_key(ds: Dataset) -> tuple[bytes | None, ...] | None:
     """The raw bytes of every PHI element (``None`` if one is already decoded)."""
     key: list[bytes | None] = []
-    for keyword in PHI_KEYWORDS:
+    for tag in _PHI_TAGS:
         try:
-            elem = ds.get_item(keyword)
+            elem = ds.get_item(tag)
         except Exception:
             return None
         if elem is None:
@@ -264,14 +350,16 @@ def read_instance_meta(
         If a UID contradicts the command.
     """
     try:
-        ds = None
-        if transfer_syntax is None or transfer_syntax == DeflatedExplicitVRLittleEndian:
-            ds = _read_deflated(encoded, max_inflated)
+        ds = _read_header(encoded, transfer_syntax) if transfer_syntax else None
+        syntax = transfer_syntax or ""
         if ds is None:
-            ds = dcmread(BytesIO(encoded), stop_before_pixels=True, specific_tags=_TAGS)
+            if transfer_syntax is None or transfer_syntax == DeflatedExplicitVRLittleEndian:
+                ds = _read_deflated(encoded, max_inflated)
+            if ds is None:
+                ds = dcmread(BytesIO(encoded), stop_before_pixels=True, specific_tags=_TAGS)
+            syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
         _remember_once(ds)  # raw bytes first: before any value conversion can log them
-        values = {k: ds.get(k) for k in _TAGS[:9]}
-        transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+        values = {k: _value(ds, k, tag) for k, tag in _KEY_TAGS}
     except DicomInputError:
         raise
     except Exception as exc:
@@ -294,7 +382,7 @@ def read_instance_meta(
         series_uid=series,
         sop_instance_uid=sop,
         sop_class_uid=sop_class,
-        transfer_syntax_uid=transfer_syntax,
+        transfer_syntax_uid=syntax,
         modality=str(values["Modality"] or ""),
         instance_number=_int_or_none(values["InstanceNumber"]),
         images_in_acquisition=_int_or_none(values["ImagesInAcquisition"]),

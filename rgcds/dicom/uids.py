@@ -104,11 +104,13 @@ def uid_path(root: Path, *uids: str, suffix: str = "") -> Path:
         raise InvalidUIDError("At least one UID is needed to build a spool path.")
     parts = [validate_uid(u) for u in uids]
     parts[-1] = parts[-1] + suffix
-    path = root.joinpath(*parts)
-    base = root.resolve()
-    if not path.resolve().is_relative_to(base):
+    # The check is lexical: a validated UID has no separator and is never "." or "..",
+    # so no component can climb out of ``root``. (Resolving both paths cost two walks of
+    # the file system per received instance; a symbolic link inside the daemon's own
+    # 0700 spool is its operator's, not a sender's.)
+    if any(p in ("", ".", "..") or "/" in p or "\\" in p for p in parts):
         raise InvalidUIDError(f"The UIDs {parts!r} would leave the spool; refusing to use them.")
-    return path
+    return root.joinpath(*parts)
 
 
 __all__ = ["UID_MAX_LENGTH", "UID_PATTERN", "is_valid_uid", "uid_path", "validate_uid"]
