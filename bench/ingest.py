@@ -9,6 +9,9 @@ sending a quarter) to
 * **bare**: a bare pynetdicom Storage SCP in this process that appends each instance's
   bytes to a segment file and ``fdatasync``s it before answering (one segment per
   association) -- the ceiling of a durable SCP built on the same library;
+* **nosync**: the same bare SCP without the ``fdatasync`` -- the library's own rate with
+  no durability at all, the physical bound for both rgcds modes on this machine (when it
+  is far below the disk's rate, the SCP is CPU-bound and shared fsyncs cannot show);
 * **rgcds instance / association**: the rgcds ``Daemon`` in this process (listener,
   journal, indexer, job store, trigger; no processing or delivery) in each
   ``storage.durability`` mode.
@@ -160,7 +163,7 @@ def run_storescp(storescu: str, storescp: str, folders: list[Path], tmp: Path) -
         shutil.rmtree(out, ignore_errors=True)
 
 
-def run_bare(storescu: str, folders: list[Path], tmp: Path) -> float:
+def run_bare(storescu: str, folders: list[Path], tmp: Path, *, sync: bool = True) -> float:
     """A bare durable pynetdicom SCP: append each instance to a segment, fdatasync, answer."""
     from pynetdicom import AE, evt
     from pynetdicom.sop_class import MRImageStorage
@@ -177,7 +180,8 @@ def run_bare(storescu: str, folders: list[Path], tmp: Path) -> float:
                 fd = fds[key] = os.open(out / f"{len(fds)}.seg",
                                         os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.write(fd, event.encoded_dataset(include_meta=True))
-        os.fdatasync(fd)
+        if sync:
+            os.fdatasync(fd)
         return 0
 
     ae = AE("BARE")
@@ -261,6 +265,7 @@ def main() -> int:
               f"load before {load()}")
         runners: dict[str, Callable[[str, list[Path], Path], float]] = {
             "bare": run_bare,
+            "nosync": lambda s, f, t: run_bare(s, f, t, sync=False),
             "rgcds instance": run_rgcds("instance"),
             "rgcds association": run_rgcds("association"),
         }
@@ -285,6 +290,8 @@ def main() -> int:
             "storescp_4": "storescp, 4 associations",
             "bare_1": "bare durable pynetdicom, 1",
             "bare_4": "bare durable pynetdicom, 4",
+            "nosync_1": "bare pynetdicom, no fsync, 1",
+            "nosync_4": "bare pynetdicom, no fsync, 4",
             "instance_1": "rgcds instance, 1",
             "instance_4": "rgcds instance, 4",
             "association_1": "rgcds association, 1",
@@ -298,6 +305,10 @@ def main() -> int:
             "association_1 / instance_1": rate["association_1"] / rate["instance_1"],
             "instance_4 / bare_4": rate["instance_4"] / rate["bare_4"],
             "bare_1 / disk": rate["bare_1"] / rate["disk"],
+            "bound: nosync_1 / instance_1":
+                rate["nosync_1"] / rate["instance_1"],
+            "bound: nosync_4 / instance_1":
+                rate["nosync_4"] / rate["instance_1"],
             "instance_1 / storescp_1": rate["instance_1"] / rate["storescp_1"],
             "association_1 / storescp_1": rate["association_1"] / rate["storescp_1"],
             "association_4 / storescp_4": rate["association_4"] / rate["storescp_4"],
