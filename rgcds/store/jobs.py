@@ -12,135 +12,44 @@ Queue API for the processing side::
     store.outbox_add(job.job_id, "pacs", sop_uid, path)
     store.mark(job.job_id, JobState.DONE)   # or FAILED with a reason
 
-Outbox API for the export side::
-
-    for item in store.outbox_due():     # pending and due now
-        try: send(item) ; store.outbox_mark_sent(item.item_id)
-        except TransientExportError as e: store.outbox_mark_retry(item.item_id, t, str(e))
-        except PermanentExportError as e: store.outbox_mark_failed(item.item_id, str(e))
+Outbox (:mod:`rgcds.store.outbox`) and pairing (:mod:`rgcds.store.studies`) methods are
+mixed in over the same connection (:mod:`rgcds.store.db`).
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from rgcds.dicom.parse import InstanceMeta
-from rgcds.exceptions import OutOfResourcesError, StorageError
+from rgcds.store.db import (
+    _INSERT_INSTANCE,
+    _SELECT_INSTANCE,
+    _SELECT_JOB,
+    JOB_STORE_NAME,
+    SCHEMA_VERSION,
+    Database,
+    job_store_path,
+)
+from rgcds.store.outbox import OutboxTable
 from rgcds.store.records import (
     TRANSITIONS,
     InstanceRecord,
     InvalidTransitionError,
     Job,
     JobState,
-    OutboxItem,
     OutboxState,
     StudySummary,
     UnknownJobError,
 )
+from rgcds.store.studies import StudyTable
 
 logger = structlog.get_logger(__name__)
-
-SCHEMA_VERSION = 3
-JOB_STORE_NAME = "jobs.sqlite3"
-
-
-def job_store_path(root: Path | str) -> Path:
-    """The job store file under ``storage.root``."""
-    return Path(root) / JOB_STORE_NAME
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    job_id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    study_uid       TEXT NOT NULL,
-    state           TEXT NOT NULL,
-    reason          TEXT,
-    created_at      REAL NOT NULL,
-    updated_at      REAL NOT NULL,
-    first_received  REAL,
-    last_received   REAL,
-    received_count  INTEGER NOT NULL DEFAULT 0,
-    attempts        INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS jobs_study ON jobs (study_uid, job_id);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, job_id);
-CREATE TABLE IF NOT EXISTS instances (
-    sop_instance_uid      TEXT PRIMARY KEY,
-    study_uid             TEXT NOT NULL,
-    series_uid            TEXT NOT NULL,
-    sop_class_uid         TEXT NOT NULL,
-    transfer_syntax_uid   TEXT NOT NULL,
-    modality              TEXT NOT NULL,
-    instance_number       INTEGER,
-    images_in_acquisition INTEGER,
-    number_of_frames      INTEGER,
-    path                  TEXT NOT NULL,
-    size                  INTEGER NOT NULL,
-    job_id                INTEGER NOT NULL REFERENCES jobs (job_id),
-    received_at           REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS instances_study ON instances (study_uid, series_uid);
-CREATE TABLE IF NOT EXISTS outbox (
-    item_id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id           INTEGER NOT NULL REFERENCES jobs (job_id),
-    destination      TEXT NOT NULL,
-    sop_instance_uid TEXT NOT NULL,
-    path             TEXT NOT NULL,
-    state            TEXT NOT NULL,
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at  REAL NOT NULL,
-    last_error       TEXT,
-    created_at       REAL NOT NULL,
-    updated_at       REAL NOT NULL,
-    UNIQUE (job_id, destination, sop_instance_uid)
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
-CREATE TABLE IF NOT EXISTS studies (
-    study_uid    TEXT PRIMARY KEY,
-    patient_key  TEXT NOT NULL,
-    study_date   TEXT,
-    recorded_at  REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS studies_patient ON studies (patient_key);
-CREATE TABLE IF NOT EXISTS retrieved (
-    study_uid    TEXT PRIMARY KEY,
-    for_study    TEXT NOT NULL,
-    retrieved_at REAL NOT NULL
-);
-"""
-
-_JOB_COLS = (
-    "job_id, study_uid, state, reason, created_at, updated_at, first_received, "
-    "last_received, received_count, attempts"
-)
-_INSTANCE_COLS = (
-    "sop_instance_uid, study_uid, series_uid, sop_class_uid, transfer_syntax_uid, modality, "
-    "instance_number, images_in_acquisition, number_of_frames, path, size, job_id, received_at"
-)
-_OUTBOX_COLS = (
-    "item_id, job_id, destination, sop_instance_uid, path, state, attempts, next_attempt_at, "
-    "last_error, created_at, updated_at"
-)
-# Constant column lists only; every value is a bound parameter.
-_SELECT_JOB = f"SELECT {_JOB_COLS} FROM jobs"  # noqa: S608
-_SELECT_INSTANCE = f"SELECT {_INSTANCE_COLS} FROM instances"  # noqa: S608
-_SELECT_OUTBOX = f"SELECT {_OUTBOX_COLS} FROM outbox"  # noqa: S608
-_INSERT_INSTANCE = (
-    f"INSERT OR REPLACE INTO instances ({_INSTANCE_COLS}) "  # noqa: S608
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_OUTBOX = (
-    f"INSERT OR IGNORE INTO outbox ({_OUTBOX_COLS}) "  # noqa: S608
-    "VALUES (NULL, ?, ?, ?, ?, ?, 0, ?, NULL, ?, ?)"
-)
 
 
 def _job(row: tuple[Any, ...]) -> Job:
@@ -158,23 +67,7 @@ def _job(row: tuple[Any, ...]) -> Job:
     )
 
 
-def _outbox(row: tuple[Any, ...]) -> OutboxItem:
-    return OutboxItem(
-        item_id=row[0],
-        job_id=row[1],
-        destination=row[2],
-        sop_instance_uid=row[3],
-        path=row[4],
-        state=OutboxState(row[5]),
-        attempts=row[6],
-        next_attempt_at=row[7],
-        last_error=row[8],
-        created_at=row[9],
-        updated_at=row[10],
-    )
-
-
-class JobStore:
+class JobStore(OutboxTable, StudyTable, Database):
     """Durable record of received instances, study jobs and the result outbox.
 
     Parameters
@@ -187,88 +80,6 @@ class JobStore:
     StorageError
         If the database cannot be opened or its schema created.
     """
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._lock = threading.RLock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # 0640 whatever the umask, before SQLite opens it: SQLite gives the -wal and
-            # -shm files it creates the database file's mode. Only a missing file is
-            # created this way: closing a descriptor of a database file that another
-            # connection of this process has open drops that connection's POSIX locks
-            # (fcntl locks belong to the process and the file), which lets another process
-            # checkpoint and reset the WAL under it - committed transactions were lost.
-            if not self.path.exists():
-                try:
-                    os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o640))
-                except FileExistsError:
-                    pass  # created meanwhile by another process: nothing of ours is open
-            for f in (self.path, *(Path(f"{self.path}{x}") for x in ("-wal", "-shm"))):
-                if f.exists():
-                    os.chmod(f, 0o640)
-            self._db = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            _migrate(self._db)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except OSError as exc:
-            raise StorageError(f"The job store {self.path} cannot be secured: {exc}.") from None
-        except sqlite3.Error as exc:
-            raise StorageError(f"The job store {self.path} cannot be opened: {exc}.") from None
-        self._closed = False
-
-    # -- plumbing -----------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the database; later calls raise :class:`StorageError`."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._db.close()
-
-    def __enter__(self) -> JobStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) under the lock."""
-        with self._lock:
-            if self._closed:
-                raise StorageError("The job store is closed; no more changes can be recorded.")
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise _storage_error(exc) from None
-            try:
-                yield self._db
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise _storage_error(exc) from None
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise _storage_error(exc) from None
-
-    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            if self._closed:
-                raise StorageError("The job store is closed.")
-            try:
-                return list(self._db.execute(sql, tuple(params)).fetchall())
-            except sqlite3.Error as exc:
-                raise _storage_error(exc) from None
 
     # -- instances ----------------------------------------------------------------------
 
@@ -634,195 +445,6 @@ class JobStore:
             )
             for r in rows
         ]
-
-    # -- studies (pairing a PET/CT study with the MR study of the same patient) ----------
-
-    def unrecorded_studies(self) -> list[str]:
-        """Studies with received instances but no :meth:`record_study` row yet."""
-        rows = self._query(
-            "SELECT DISTINCT study_uid FROM instances WHERE study_uid NOT IN "
-            "(SELECT study_uid FROM studies) ORDER BY study_uid"
-        )
-        return [str(r[0]) for r in rows]
-
-    def record_study(
-        self, study_uid: str, patient_key: str, study_date: str | None, now: float | None = None
-    ) -> None:
-        """Keep a study's pseudonymous patient key (a hash, never the ID) and its date."""
-        stamp = time.time() if now is None else now
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO studies (study_uid, patient_key, study_date, recorded_at) "
-                "VALUES (?, ?, ?, ?)",
-                (study_uid, patient_key, study_date, stamp),
-            )
-
-    def recorded_studies(self) -> list[tuple[str, str]]:
-        """``(study_uid, patient_key)`` of every recorded study."""
-        rows = self._query("SELECT study_uid, patient_key FROM studies ORDER BY study_uid")
-        return [(str(r[0]), str(r[1])) for r in rows]
-
-    def study_record(self, study_uid: str) -> tuple[str, str | None] | None:
-        """``(patient_key, study_date)`` of a recorded study, else ``None``."""
-        rows = self._query(
-            "SELECT patient_key, study_date FROM studies WHERE study_uid=?", (study_uid,)
-        )
-        return (str(rows[0][0]), rows[0][1]) if rows else None
-
-    def patient_studies(self, patient_key: str) -> list[tuple[str, str | None]]:
-        """``(study_uid, study_date)`` of every recorded study of one patient."""
-        rows = self._query(
-            "SELECT study_uid, study_date FROM studies WHERE patient_key=? ORDER BY study_uid",
-            (patient_key,),
-        )
-        return [(str(r[0]), r[1]) for r in rows]
-
-    def mark_retrieved(self, study_uid: str, for_study: str, now: float | None = None) -> None:
-        """Record that ``study_uid`` is fetched from a PACS only as ``for_study``'s partner."""
-        stamp = time.time() if now is None else now
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO retrieved (study_uid, for_study, retrieved_at) "
-                "VALUES (?, ?, ?)",
-                (study_uid, for_study, stamp),
-            )
-
-    def retrieved_for(self, study_uid: str) -> str | None:
-        """The study a retrieved partner was fetched for, else ``None``."""
-        rows = self._query("SELECT for_study FROM retrieved WHERE study_uid=?", (study_uid,))
-        return str(rows[0][0]) if rows else None
-
-    def study_modalities(self, study_uid: str) -> frozenset[str]:
-        """The Modality values of a study's received instances."""
-        rows = self._query(
-            "SELECT DISTINCT modality FROM instances WHERE study_uid=?", (study_uid,)
-        )
-        return frozenset(str(r[0]) for r in rows)
-
-    # -- outbox -------------------------------------------------------------------------
-
-    def outbox_add(
-        self,
-        study_job: int,
-        destination: str,
-        sop_instance_uid: str,
-        path: Path | str,
-        now: float | None = None,
-    ) -> OutboxItem:
-        """Queue a result file for delivery; idempotent per (job, destination, instance).
-
-        Parameters
-        ----------
-        study_job
-            The job id the result belongs to.
-        destination
-            A destination name from ``[[destinations]]``.
-        sop_instance_uid
-            The result's SOP Instance UID.
-        path
-            The result file.
-        now
-            The queue time (POSIX), when the item is first due; the current time by default.
-
-        Returns
-        -------
-        OutboxItem
-            The new item, due at ``now``, or the existing one unchanged.
-        """
-        now = time.time() if now is None else now
-        with self._tx() as db:
-            db.execute(
-                _INSERT_OUTBOX,
-                (study_job, destination, sop_instance_uid, str(path),
-                 OutboxState.PENDING.value, now, now, now),
-            )
-            row = db.execute(
-                _SELECT_OUTBOX + " WHERE job_id=? AND destination=? "
-                "AND sop_instance_uid=?",
-                (study_job, destination, sop_instance_uid),
-            ).fetchone()
-        return _outbox(row)
-
-    def outbox_due(self, now: float | None = None, limit: int = 100) -> list[OutboxItem]:
-        """Pending items whose ``next_attempt_at`` is not after ``now``, oldest first."""
-        now = time.time() if now is None else now
-        rows = self._query(
-            _SELECT_OUTBOX + " WHERE state=? AND next_attempt_at<=? "
-            "ORDER BY next_attempt_at, item_id LIMIT ?",
-            (OutboxState.PENDING.value, now, limit),
-        )
-        return [_outbox(r) for r in rows]
-
-    def outbox_items(self, study_job: int) -> list[OutboxItem]:
-        """All outbox items of a job, in insertion order."""
-        rows = self._query(
-            _SELECT_OUTBOX + " WHERE job_id=? ORDER BY item_id", (study_job,)
-        )
-        return [_outbox(r) for r in rows]
-
-    def outbox_item(self, item_id: int) -> OutboxItem:
-        """One outbox item by id.
-
-        Raises
-        ------
-        UnknownJobError
-            If there is no item with that id.
-        """
-        rows = self._query(_SELECT_OUTBOX + " WHERE item_id=?", (item_id,))
-        if not rows:
-            raise UnknownJobError(f"There is no outbox item with id {item_id}.")
-        return _outbox(rows[0])
-
-    def _outbox_update(self, item_id: int, sql: str, params: tuple[Any, ...]) -> OutboxItem:
-        with self._tx() as db:
-            cur = db.execute(sql, (*params, time.time(), item_id))
-            if cur.rowcount == 0:
-                raise UnknownJobError(f"There is no outbox item with id {item_id}.")
-            row = db.execute(
-                _SELECT_OUTBOX + " WHERE item_id=?", (item_id,)
-            ).fetchone()
-        return _outbox(row)
-
-    def outbox_mark_sent(self, item_id: int) -> OutboxItem:
-        """The destination confirmed the item (C-STORE success)."""
-        return self._outbox_update(
-            item_id,
-            "UPDATE outbox SET state=?, attempts=attempts+1, last_error=NULL, updated_at=? "
-            "WHERE item_id=?",
-            (OutboxState.SENT.value,),
-        )
-
-    def outbox_mark_retry(self, item_id: int, next_attempt_at: float, error: str) -> OutboxItem:
-        """A transient failure: stay pending, try again at ``next_attempt_at``."""
-        return self._outbox_update(
-            item_id,
-            "UPDATE outbox SET state=?, attempts=attempts+1, next_attempt_at=?, last_error=?, "
-            "updated_at=? WHERE item_id=?",
-            (OutboxState.PENDING.value, next_attempt_at, error),
-        )
-
-    def outbox_mark_failed(self, item_id: int, reason: str) -> OutboxItem:
-        """A permanent failure: the item will not be retried."""
-        return self._outbox_update(
-            item_id,
-            "UPDATE outbox SET state=?, attempts=attempts+1, last_error=?, updated_at=? "
-            "WHERE item_id=?",
-            (OutboxState.FAILED.value, reason),
-        )
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring a job store written by an older rgcds to this schema (columns added since)."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-    if "attempts" not in columns:  # schema 2 -> 3: the per-job count of processing claims
-        db.execute("ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
-
-
-def _storage_error(exc: sqlite3.Error) -> StorageError:
-    text = str(exc)
-    if "full" in text.lower():
-        return OutOfResourcesError(f"The job store's disk is full: {text}.")
-    return StorageError(f"The job store could not be written: {text}.")
 
 
 __all__ = ["JOB_STORE_NAME", "SCHEMA_VERSION", "JobStore", "job_store_path"]
