@@ -70,15 +70,8 @@ def _job(row: tuple[Any, ...]) -> Job:
 class JobStore(OutboxTable, StudyTable, Database):
     """Durable record of received instances, study jobs and the result outbox.
 
-    Parameters
-    ----------
-    path
-        The SQLite file; created with its schema when missing.
-
-    Raises
-    ------
-    StorageError
-        If the database cannot be opened or its schema created.
+    Opened as :class:`~rgcds.store.db.Database` is (same parameter, same errors): the
+    instance and job tables here, the outbox and study tables mixed in, one connection.
     """
 
     # -- instances ----------------------------------------------------------------------
