@@ -12,7 +12,6 @@ from rgcds.study.classify import (
     classify_series,
     classify_study,
     identify_tracer,
-    select_sequences,
 )
 from rgcds.study.convert import (
     FourDimensionalSeriesError,
@@ -42,6 +41,7 @@ from rgcds.study.index import (
     StudyIndex,
     index_study,
 )
+from rgcds.study.selection import select_sequences
 from rgcds.study.suv import SuvResult, compute_suv_factor
 
 __all__ = [
