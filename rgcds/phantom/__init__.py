@@ -58,11 +58,10 @@ from rgcds.phantom.postop import (
     LABEL_OEDEMA,
     LABEL_RESIDUAL_ENHANCING,
     PostopClinical,
-    PostopStudies,
     PostopSubject,
     simulate_postop,
-    write_postop_study,
 )
+from rgcds.phantom.postop_study import PostopStudies, write_postop_study
 from rgcds.phantom.simulate import PhantomError, SubjectVolumes, simulate_subject
 from rgcds.phantom.study import PhantomSeries, PhantomStudy, write_study
 from rgcds.templates import template_brain_mask, template_t1
