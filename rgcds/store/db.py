@@ -13,10 +13,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 from rgcds.exceptions import OutOfResourcesError, StorageError
 
@@ -101,6 +105,20 @@ _OUTBOX_COLS = (
     "item_id, job_id, destination, sop_instance_uid, path, state, attempts, next_attempt_at, "
     "last_error, created_at, updated_at"
 )
+_Record = TypeVar("_Record", bound="DataclassInstance")
+
+
+def _record(
+    cls: type[_Record], row: Iterable[Any], **convert: Callable[[Any], Any]
+) -> _Record:
+    """The record of a row selected with its column list, which names the record's fields in
+    order; ``convert`` maps a field to the type its stored value is turned into."""
+    values = dict(zip((f.name for f in fields(cls)), row, strict=True))
+    for name, to in convert.items():
+        values[name] = to(values[name])
+    return cls(**values)
+
+
 # Constant column lists only; every value is a bound parameter.
 _SELECT_JOB = f"SELECT {_JOB_COLS} FROM jobs"  # noqa: S608
 _SELECT_INSTANCE = f"SELECT {_INSTANCE_COLS} FROM instances"  # noqa: S608

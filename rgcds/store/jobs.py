@@ -34,6 +34,7 @@ from rgcds.store.db import (
     JOB_STORE_NAME,
     SCHEMA_VERSION,
     Database,
+    _record,
     job_store_path,
 )
 from rgcds.store.outbox import OutboxTable
@@ -53,18 +54,7 @@ logger = structlog.get_logger(__name__)
 
 
 def _job(row: tuple[Any, ...]) -> Job:
-    return Job(
-        job_id=row[0],
-        study_uid=row[1],
-        state=JobState(row[2]),
-        reason=row[3],
-        created_at=row[4],
-        updated_at=row[5],
-        first_received=row[6],
-        last_received=row[7],
-        received_count=row[8],
-        attempts=row[9],
-    )
+    return _record(Job, row, state=JobState)
 
 
 class JobStore(OutboxTable, StudyTable, Database):

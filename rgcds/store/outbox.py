@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rgcds.store.db import _INSERT_OUTBOX, _SELECT_OUTBOX, Database
+from rgcds.store.db import _INSERT_OUTBOX, _SELECT_OUTBOX, Database, _record
 from rgcds.store.records import (
     OutboxItem,
     OutboxState,
@@ -23,19 +23,7 @@ from rgcds.store.records import (
 
 
 def _outbox(row: tuple[Any, ...]) -> OutboxItem:
-    return OutboxItem(
-        item_id=row[0],
-        job_id=row[1],
-        destination=row[2],
-        sop_instance_uid=row[3],
-        path=row[4],
-        state=OutboxState(row[5]),
-        attempts=row[6],
-        next_attempt_at=row[7],
-        last_error=row[8],
-        created_at=row[9],
-        updated_at=row[10],
-    )
+    return _record(OutboxItem, row, state=OutboxState)
 
 
 class OutboxTable(Database):

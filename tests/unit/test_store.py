@@ -12,9 +12,12 @@ import pytest
 from rgcds.dicom.parse import InstanceMeta
 from rgcds.store import (
     TRANSITIONS,
+    InstanceRecord,
     InvalidTransitionError,
+    Job,
     JobState,
     JobStore,
+    OutboxItem,
     OutboxState,
     UnknownJobError,
 )
@@ -282,3 +285,17 @@ def test_store_of_schema_2_gains_the_attempts_column(tmp_path: Path) -> None:
     with JobStore(path) as s:
         job = s.claim_next()
         assert job is not None and job.job_id == 1 and job.attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("record", "columns"),
+    [(Job, "_JOB_COLS"), (OutboxItem, "_OUTBOX_COLS"), (InstanceRecord, "_INSTANCE_COLS")],
+)
+def test_each_select_lists_its_records_fields_in_order(record: type, columns: str) -> None:
+    """Rows become records by position, so a reordered column list must fail here."""
+    from dataclasses import fields
+
+    from rgcds.store import db
+
+    listed = [c.strip() for c in getattr(db, columns).split(",")]
+    assert listed == [f.name for f in fields(record)]
