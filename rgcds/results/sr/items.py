@@ -9,6 +9,7 @@ from highdicom.sr import (
     AlgorithmIdentification,
     CodedConcept,
     ContentItem,
+    Measurement,
     MeasurementsAndQualitativeEvaluations,
     NumContentItem,
     PlanarROIMeasurementsAndQualitativeEvaluations,
@@ -93,6 +94,15 @@ def _model_items(p: ModelProvenance) -> list[TextContentItem | NumContentItem]:
             items.append(_num(codes.VALIDATION_LOWER, p.metric_ci[0]))
             items.append(_num(codes.VALIDATION_UPPER, p.metric_ci[1]))
     return items
+
+
+def _measurements(
+    *entries: tuple[CodedConcept, float | None, CodedConcept],
+) -> list[Measurement]:
+    """A measurement for each ``(name, value, unit)`` whose value is known, in order."""
+    return [
+        Measurement(name, float(value), unit) for name, value, unit in entries if value is not None
+    ]
 
 
 def _num(name: CodedConcept, value: float, unit: CodedConcept | None = None) -> NumContentItem:

@@ -33,6 +33,7 @@ from rgcds.results.sr.items import (
     _algorithm,
     _append,
     _Group,
+    _measurements,
     _model_items,
     _provenance,
     _text,
@@ -200,25 +201,11 @@ def _pet_groups(
     _append(groups[-1], _pet_texts(pet))
     residual = pet.residual
     if residual is not None:
-        probabilities = [
-            Measurement(codes.RESIDUAL_PROBABILITY, float(residual.probability), codes.UNIT_ONE)
-        ]
-        if residual.probability_pet is not None:
-            probabilities.append(
-                Measurement(
-                    codes.RESIDUAL_PROBABILITY_PET,
-                    float(residual.probability_pet),
-                    codes.UNIT_ONE,
-                )
-            )
-        if residual.probability_radiomics is not None:
-            probabilities.append(
-                Measurement(
-                    codes.RESIDUAL_PROBABILITY_RADIOMICS,
-                    float(residual.probability_radiomics),
-                    codes.UNIT_ONE,
-                )
-            )
+        probabilities = _measurements(
+            (codes.RESIDUAL_PROBABILITY, residual.probability, codes.UNIT_ONE),
+            (codes.RESIDUAL_PROBABILITY_PET, residual.probability_pet, codes.UNIT_ONE),
+            (codes.RESIDUAL_PROBABILITY_RADIOMICS, residual.probability_radiomics, codes.UNIT_ONE),
+        )
         models = residual.models
         residual_algo = (
             _algorithm(

@@ -21,6 +21,7 @@ from rgcds.results.sr.items import (
     SURVIVAL_TIMEPOINTS_DAYS,
     _append,
     _Group,
+    _measurements,
     _model_items,
     _provenance,
     _text,
@@ -67,13 +68,10 @@ def _prediction_groups(content: ReportContent, key: ResultKey) -> list[_Group]:
         )
     survival = content.survival
     if survival is not None:
-        measurements = [
-            Measurement(codes.RELATIVE_RISK, float(survival.relative_risk), codes.UNIT_ONE)
-        ]
-        if survival.median_os_days is not None:
-            measurements.append(
-                Measurement(codes.MEDIAN_OS, float(survival.median_os_days), codes.UNIT_DAYS)
-            )
+        measurements = _measurements(
+            (codes.RELATIVE_RISK, survival.relative_risk, codes.UNIT_ONE),
+            (codes.MEDIAN_OS, survival.median_os_days, codes.UNIT_DAYS),
+        )
         for days, label in SURVIVAL_TIMEPOINTS_DAYS:
             value = survival.survival_at(days)
             if value is not None:

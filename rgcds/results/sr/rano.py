@@ -64,32 +64,19 @@ def _rano_groups(
             uid=key.uid("tracking-rano", lesion.lesion), identifier=f"RANO lesion {number}"
         )
         found = axes.get(lesion.lesion)
-        if found is None or source is None:
-            groups.append(
-                MeasurementsAndQualitativeEvaluations(
-                    tracking_identifier=tracking,
-                    finding_type=finding,
-                    finding_category=codes.RANO_LESION,
-                    algorithm_id=algo,
-                    finding_sites=site,
-                    measurements=[
-                        Measurement(
-                            codes.LONG_AXIS, float(lesion.longest_diameter_mm), codes.UNIT_MM
-                        ),
-                        Measurement(
-                            codes.SHORT_AXIS,
-                            float(lesion.perpendicular_diameter_mm),
-                            codes.UNIT_MM,
-                        ),
-                        Measurement(
-                            codes.PERPENDICULAR_PRODUCT, float(lesion.product_mm2), codes.UNIT_MM2
-                        ),
-                    ],
+        source_images = long_at = short_at = None
+        if found is not None and source is not None:
+            slice_image = source.slice_dataset(found.slice_index)
+            frame = source.slice_frame_number(found.slice_index)
+            source_images = [
+                SourceImageForMeasurementGroup(
+                    referenced_sop_class_uid=str(slice_image.SOPClassUID),
+                    referenced_sop_instance_uid=str(slice_image.SOPInstanceUID),
+                    referenced_frame_numbers=[frame] if frame is not None else None,
                 )
-            )
-            continue
-        slice_image = source.slice_dataset(found.slice_index)
-        frame = source.slice_frame_number(found.slice_index)
+            ]
+            long_at = [_coordinates(found.long_axis, _region(source, found.slice_index))]
+            short_at = [_coordinates(found.short_axis, _region(source, found.slice_index))]
         groups.append(
             MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=tracking,
@@ -97,29 +84,19 @@ def _rano_groups(
                 finding_category=codes.RANO_LESION,
                 algorithm_id=algo,
                 finding_sites=site,
-                source_images=[
-                    SourceImageForMeasurementGroup(
-                        referenced_sop_class_uid=str(slice_image.SOPClassUID),
-                        referenced_sop_instance_uid=str(slice_image.SOPInstanceUID),
-                        referenced_frame_numbers=[frame] if frame is not None else None,
-                    )
-                ],
+                source_images=source_images,
                 measurements=[
                     Measurement(
                         codes.LONG_AXIS,
                         float(lesion.longest_diameter_mm),
                         codes.UNIT_MM,
-                        referenced_coordinates=[
-                            _coordinates(found.long_axis, _region(source, found.slice_index))
-                        ],
+                        referenced_coordinates=long_at,
                     ),
                     Measurement(
                         codes.SHORT_AXIS,
                         float(lesion.perpendicular_diameter_mm),
                         codes.UNIT_MM,
-                        referenced_coordinates=[
-                            _coordinates(found.short_axis, _region(source, found.slice_index))
-                        ],
+                        referenced_coordinates=short_at,
                     ),
                     Measurement(
                         codes.PERPENDICULAR_PRODUCT, float(lesion.product_mm2), codes.UNIT_MM2
