@@ -21,30 +21,23 @@ import structlog
 from pydicom.uid import ExplicitVRLittleEndian
 from scipy import ndimage
 
-from rgcds.phantom import _dicom
+from rgcds.phantom import _dicom, _dicom_petct
+from rgcds.phantom._postop_model import STREAM_DICOM, STREAM_GEOMETRY, STREAM_NOISE
+from rgcds.phantom._roles import folder_name, image_on, write_mr_role, write_pet_role
 from rgcds.phantom._series import PROTOCOLS, Protocol, draw_poses, resample, series_geometry
 from rgcds.phantom._template import BoolArray
 from rgcds.phantom.postop import (
-    _STREAM_DICOM,
-    _STREAM_GEOMETRY,
-    _STREAM_NOISE,
     LABEL_CAVITY,
     LABEL_RESIDUAL_ENHANCING,
     PostopClinical,
-    _postop_clean,
+    postop_clean,
 )
 from rgcds.phantom.simulate import (
     MR_ROLES,
     check_args,
     rng_stream,
 )
-from rgcds.phantom.study import (
-    _folder_name,
-    _image_on,
-    _study_info,
-    write_mr_role,
-    write_pet_role,
-)
+from rgcds.phantom.study import study_info
 
 logger = structlog.get_logger(__name__)
 
@@ -230,10 +223,10 @@ def write_postop_study(
     check_args(seed, size)
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    clean = _postop_clean(seed, size)
+    clean = postop_clean(seed, size)
     grid = clean.grid
-    base = _study_info(seed, size, clean.preop)
-    rng_dicom = rng_stream(seed, _STREAM_DICOM)
+    base = study_info(seed, size, clean.preop)
+    rng_dicom = rng_stream(seed, STREAM_DICOM)
     mr_day = base.study_start.date() + dt.timedelta(days=int(rng_dicom.integers(3, 7)))
     mr_start = dt.datetime.combine(mr_day, dt.time(7, 30)) + dt.timedelta(
         minutes=int(rng_dicom.integers(0, 8 * 60))
@@ -262,14 +255,14 @@ def write_postop_study(
         study_description="PET/CT Hirn [11C]Methionin postoperativ (PHANTOM)",
         uid_namespace=("postop", "PETCT"),
     )
-    rng_geom = rng_stream(seed, _STREAM_GEOMETRY)
+    rng_geom = rng_stream(seed, STREAM_GEOMETRY)
     poses = draw_poses(rng_geom)
     geometries = {
         role: series_geometry(PROTOCOLS[role], size, poses[role], rng_geom)
         for role in (*MR_ROLES, "PET")
     }
     ct_geometry = series_geometry(CT_PROTOCOL, size, poses["PET"], rng_geom)
-    rng_noise = rng_stream(seed, _STREAM_NOISE)
+    rng_noise = rng_stream(seed, STREAM_NOISE)
     mr_dir = out_dir / "mr"
     petct_dir = out_dir / "petct"
     truth_dir = out_dir / "truth"
@@ -278,7 +271,7 @@ def write_postop_study(
     folders: dict[str, Path] = {}
     for role in MR_ROLES:
         protocol = PROTOCOLS[role]
-        folder = mr_dir / _folder_name(protocol.series_number, protocol.description)
+        folder = mr_dir / folder_name(protocol.series_number, protocol.description)
         source = grid.to_image(clean.images[role])
         _, n = write_mr_role(
             folder, info_mr, role, geometries[role], poses[role], source, grid.spacing, rng_noise
@@ -289,13 +282,13 @@ def write_postop_study(
     # PET/CT: the CT first (attenuation correction), then the PET.
     ct_hu = resample(grid.to_image(clean.images["CT"]), ct_geometry, poses["PET"])
     ct_hu = ct_hu + rng_noise.normal(0.0, 8.0, ct_hu.shape).astype(np.float32)
-    ct_folder = petct_dir / _folder_name(CT_PROTOCOL.series_number, CT_PROTOCOL.description)
-    _, n = _dicom.write_ct_series(
+    ct_folder = petct_dir / folder_name(CT_PROTOCOL.series_number, CT_PROTOCOL.description)
+    _, n = _dicom_petct.write_ct_series(
         ct_folder, info_pet, CT_PROTOCOL, ct_geometry, ct_hu, pet_start + dt.timedelta(minutes=40)
     )
     n_instances += n
     pet_protocol = PROTOCOLS["PET"]
-    pet_folder = petct_dir / _folder_name(pet_protocol.series_number, pet_protocol.description)
+    pet_folder = petct_dir / folder_name(pet_protocol.series_number, pet_protocol.description)
     _, n, _, suv_clean = write_pet_role(
         pet_folder,
         info_pet,
@@ -304,7 +297,7 @@ def write_postop_study(
         grid.to_image(clean.images["PET"]),
         grid.spacing,
         rng_noise,
-        rng_stream(seed, _STREAM_DICOM + 100),
+        rng_stream(seed, STREAM_DICOM + 100),
     )
     n_instances += n
 
@@ -333,7 +326,7 @@ def write_postop_study(
         ("residual", residual_native, "PET"),
         ("pet", suv_clean, "PET"),
     ):
-        sitk.WriteImage(_image_on(geometries[role], arr), str(paths[key]), useCompression=True)
+        sitk.WriteImage(image_on(geometries[role], arr), str(paths[key]), useCompression=True)
 
     rt_path: Path | None = None
     if rtstruct:

@@ -23,34 +23,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import SimpleITK as sitk
 import structlog
-from scipy import ndimage
 
 from rgcds.phantom import _dicom
+from rgcds.phantom._roles import folder_name, image_on, write_mr_role, write_pet_role
 from rgcds.phantom._series import (
     PROTOCOLS,
-    Pose,
-    SeriesGeometry,
     draw_poses,
     resample,
     series_geometry,
 )
-from rgcds.phantom._template import FloatArray
 from rgcds.phantom.clinical import ClinicalVariables
 from rgcds.phantom.simulate import (
     MR_ROLES,
-    NOISE_FRACTION,
-    bias_field,
     check_args,
-    rician,
     rng_stream,
     simulate_clean,
 )
@@ -152,38 +144,8 @@ class PhantomStudy:
         raise KeyError(f"The phantom study has no {role} series.")
 
 
-def _folder_name(number: int, description: str) -> str:
-    return f"{number:03d}_" + re.sub(r"[^A-Za-z0-9_+-]+", "_", description)
-
-
-def _scanner_points(geometry: SeriesGeometry) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Physical (z, y, x) coordinates of every voxel of a series grid."""
-    cols, rows, slices = geometry.size
-    m = geometry.matrix
-    k = np.arange(slices, dtype=np.float32).reshape(slices, 1, 1) * geometry.spacing[2]
-    j = np.arange(rows, dtype=np.float32).reshape(1, rows, 1) * geometry.spacing[1]
-    i = np.arange(cols, dtype=np.float32).reshape(1, 1, cols) * geometry.spacing[0]
-    out = []
-    for axis in (2, 1, 0):
-        out.append(
-            np.float32(geometry.origin[axis])
-            + np.float32(m[axis, 0]) * i
-            + np.float32(m[axis, 1]) * j
-            + np.float32(m[axis, 2]) * k
-        )
-    return out[0], out[1], out[2]
-
-
-def _image_on(geometry: SeriesGeometry, array: npt.NDArray[np.generic]) -> sitk.Image:
-    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
-    ref = geometry.reference()
-    image.SetOrigin(ref.GetOrigin())
-    image.SetSpacing(ref.GetSpacing())
-    image.SetDirection(ref.GetDirection())
-    return image
-
-
-def _study_info(seed: int, size: str, clinical: ClinicalVariables) -> _dicom.StudyInfo:
+def study_info(seed: int, size: str, clinical: ClinicalVariables) -> _dicom.StudyInfo:
+    """Patient and study attributes of the pre-operative study of ``seed``."""
     rng = rng_stream(seed, _STREAM_DICOM)
     study_date = dt.date(2021, 1, 4) + dt.timedelta(days=int(rng.integers(0, 1400)))
     start = dt.datetime.combine(study_date, dt.time(7, 30)) + dt.timedelta(
@@ -209,124 +171,6 @@ def _study_info(seed: int, size: str, clinical: ClinicalVariables) -> _dicom.Stu
         mr_frame_of_reference_uid=_dicom.make_uid(seed, size, "for", "MR"),
         pet_frame_of_reference_uid=_dicom.make_uid(seed, size, "for", "PET"),
     )
-
-
-def _window(stored: npt.NDArray[np.uint16], floor: float) -> tuple[float, float]:
-    values = stored[stored > floor]
-    if values.size == 0:
-        return 2048.0, 4096.0
-    lo, hi = np.percentile(values, [1.0, 99.5])
-    return float(round((lo + hi) / 2.0)), float(round(max(hi - lo, 1.0)))
-
-
-def write_mr_role(
-    folder: Path,
-    info: _dicom.StudyInfo,
-    role: str,
-    geometry: SeriesGeometry,
-    pose: Pose,
-    source: sitk.Image,
-    sim_spacing: float,
-    rng_noise: np.random.Generator,
-) -> tuple[str, int]:
-    """Resample a template-space MR image into its series grid, add bias and noise, write it.
-
-    Parameters
-    ----------
-    folder : pathlib.Path
-        Series folder.
-    info : StudyInfo
-        Patient/study attributes.
-    role : str
-        ``"T1"``, ``"T2"``, ``"FLAIR"`` or ``"T1c"``.
-    geometry : SeriesGeometry
-        Series grid.
-    pose : Pose
-        Template -> scanner pose of the series.
-    source : SimpleITK.Image
-        Clean template-space image.
-    sim_spacing : float
-        Simulation grid spacing (mm).
-    rng_noise : numpy.random.Generator
-        Noise stream (bias field, then Rician noise).
-
-    Returns
-    -------
-    tuple
-        SeriesInstanceUID and number of instances.
-    """
-    protocol = PROTOCOLS[role]
-    params = _dicom.MR_PARAMETERS[role]
-    thick = protocol.acquisition_type == "2D"
-    signal = resample(source, geometry, pose, sim_spacing=sim_spacing, thick=thick)
-    signal = signal * bias_field(rng_noise, _scanner_points(geometry), 0.08)
-    signal = rician(rng_noise, signal, NOISE_FRACTION[role])
-    stored = np.clip(np.rint(signal * params.gain), 0, 4095).astype(np.uint16)
-    series_time = info.study_start + dt.timedelta(minutes=protocol.minutes)
-    uid, n = _dicom.write_mr_series(
-        folder, info, protocol, geometry, stored, series_time, _window(stored, 0.15 * params.gain)
-    )
-    return str(uid), n
-
-
-def write_pet_role(
-    folder: Path,
-    info: _dicom.StudyInfo,
-    geometry: SeriesGeometry,
-    pose: Pose,
-    source: sitk.Image,
-    sim_spacing: float,
-    rng_noise: np.random.Generator,
-    rng_dicom: np.random.Generator,
-) -> tuple[str, int, FloatArray, FloatArray]:
-    """Resample the template-space SUV into the PET grid, add noise, write Bq/ml.
-
-    The injection is 45-60 min after ``info.study_start`` and the scan 10-20 min later.
-
-    Parameters
-    ----------
-    folder : pathlib.Path
-        Series folder.
-    info : StudyInfo
-        Patient/study attributes (weight for SUVbw, PET frame of reference).
-    geometry : SeriesGeometry
-        PET grid.
-    pose : Pose
-        Template -> scanner pose of the PET.
-    source : SimpleITK.Image
-        Noise-free template-space SUV.
-    sim_spacing : float
-        Simulation grid spacing (mm).
-    rng_noise : numpy.random.Generator
-        Noise stream.
-    rng_dicom : numpy.random.Generator
-        Stream for dose and timing.
-
-    Returns
-    -------
-    tuple
-        SeriesInstanceUID, number of instances, the written (noisy) SUV and the noise-free
-        SUV on the PET grid.
-    """
-    protocol = PROTOCOLS["PET"]
-    signal = resample(source, geometry, pose, sim_spacing=sim_spacing, thick=False)
-    noise = rng_noise.standard_normal(signal.shape).astype(np.float32)
-    noise = ndimage.gaussian_filter(noise, 0.6) * np.float32(1.0 / 0.35)
-    suv = np.clip(signal + 0.05 * np.sqrt(signal) * noise, 0.0, None).astype(np.float32)
-    injection = info.study_start + dt.timedelta(minutes=float(rng_dicom.uniform(45, 60)))
-    injection = injection.replace(microsecond=0)
-    dose = _dicom.PetDose(
-        injected_bq=float(round(np.clip(rng_dicom.normal(550e6, 60e6), 370e6, 740e6))),
-        injection_time=injection,
-        series_time=injection + dt.timedelta(minutes=int(rng_dicom.integers(10, 21))),
-        frame_duration_s=1200.0,
-    )
-    bq_per_suv = dose.injected_bq * dose.decay_to_series_start / (info.weight_kg * 1000.0)
-    bqml = (suv * np.float32(bq_per_suv)).astype(np.float32)
-    uid, n, _ = _dicom.write_pet_series(
-        folder, info, protocol, geometry, bqml, dose, (2.5 * bq_per_suv, 5.0 * bq_per_suv)
-    )
-    return str(uid), n, suv, signal
 
 
 def write_study(
@@ -361,7 +205,7 @@ def write_study(
     out_dir = Path(out_dir)
     clean = simulate_clean(seed, size)
     grid = clean.grid
-    info = _study_info(seed, size, clean.clinical)
+    info = study_info(seed, size, clean.clinical)
     rng_geom = rng_stream(seed, _STREAM_GEOMETRY)
     poses = draw_poses(rng_geom)
     roles = (*MR_ROLES, "PET") if with_pet else MR_ROLES
@@ -381,7 +225,7 @@ def write_study(
         protocol = PROTOCOLS[role]
         geometry = geometries[role]
         pose = poses[role]
-        folder = dicom_dir / _folder_name(protocol.series_number, protocol.description)
+        folder = dicom_dir / folder_name(protocol.series_number, protocol.description)
         tfm_path = transforms_dir / f"{role}_template_to_scanner.tfm"
         sitk.WriteTransform(pose.transform(), str(tfm_path))
         source = grid.to_image(clean.images[role])
@@ -397,7 +241,7 @@ def write_study(
                 rng_stream(seed, _STREAM_DICOM + 100),
             )
             pet_path = truth_dir / "pet_suv_native.nii.gz"
-            sitk.WriteImage(_image_on(geometry, suv), str(pet_path), useCompression=True)
+            sitk.WriteImage(image_on(geometry, suv), str(pet_path), useCompression=True)
         else:
             uid, n = write_mr_role(
                 folder, info, role, geometry, pose, source, grid.spacing, rng_noise
@@ -409,7 +253,7 @@ def write_study(
     labels_native_arr = resample(
         labels_template, geometries["T1c"], poses["T1c"], interpolator=sitk.sitkNearestNeighbor
     )
-    labels_native = _image_on(geometries["T1c"], np.rint(labels_native_arr).astype(np.uint8))
+    labels_native = image_on(geometries["T1c"], np.rint(labels_native_arr).astype(np.uint8))
     native_path = truth_dir / "labels_t1c_native.nii.gz"
     template_path = truth_dir / "labels_template.nii.gz"
     brain_native_arr = resample(
@@ -417,7 +261,7 @@ def write_study(
         poses["T1c"],
     )
     brain_path = truth_dir / "brain_mask_t1c_native.nii.gz"
-    sitk.WriteImage(_image_on(geometries["T1c"], (brain_native_arr >= 0.5).astype(np.uint8)),
+    sitk.WriteImage(image_on(geometries["T1c"], (brain_native_arr >= 0.5).astype(np.uint8)),
                     str(brain_path), useCompression=True)
     sitk.WriteImage(labels_native, str(native_path), useCompression=True)
     sitk.WriteImage(labels_template, str(template_path), useCompression=True)
