@@ -21,55 +21,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from rgcds.inference.card import (
     CARD_FILENAME,
-    MORPHOLOGICALLY_ALTERED_STRUCTURE,
-    CodedConcept,
-    SegmentDefinition,
     parse_card,
     sha256_file,
 )
-from rgcds.inference.errors import ModelCardError
+from rgcds.inference.import_common import (
+    DEFAULT_INTENDED_USE,
+    SEQUENCES,
+    TISSUES,
+    _guess_channels,
+    _guess_tissue,
+    new_model_folder,
+    parse_label_map,
+    run_module,
+    segment_definitions,
+    write_card_yaml,
+)
 from rgcds.inference.onnx_export import OPSET, ImportRefusedError, export_checked
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
-
-#: rgcds' tumour labels (the BraTS convention its reports use) and their coded types.
-TISSUES: dict[str, tuple[int, str, CodedConcept, tuple[int, int, int]]] = {
-    "necrosis": (1, "Necrotic core", CodedConcept(code="6574001", scheme="SCT",
-                                                  meaning="Necrosis"), (255, 0, 0)),
-    "oedema": (2, "Oedema", CodedConcept(code="79654002", scheme="SCT", meaning="Edema"),
-               (0, 255, 0)),
-    "enhancing": (3, "Enhancing tumour", CodedConcept(code="C113842", scheme="NCIt",
-                                                      meaning="Enhancing Lesion"), (255, 255, 0)),
-}
-
-_TISSUE_WORDS = {
-    "necrosis": ("necro", "ncr", "net", "non-enhancing", "non_enhancing", "nonenhancing",
-                 "core"),
-    "oedema": ("edema", "oedema", "ed", "snfh", "peritumoral", "flair"),
-    "enhancing": ("enhancing", "et", "enhance"),
-}
-
-_CHANNEL_WORDS = (
-    ("T1c", re.compile(r"t1[-_ ]?(c|ce|gd|post|contrast)|t1ce|t1c|gad", re.I)),
-    ("FLAIR", re.compile(r"flair", re.I)),
-    ("T2", re.compile(r"^t2|t2w|t2[-_ ]?weighted", re.I)),
-    ("T1", re.compile(r"^t1(n|w|[-_ ]?native|[-_ ]?pre)?$", re.I)),
-)
-
-SEQUENCES = ("T1", "T1c", "T2", "FLAIR")
 
 
 @dataclass(frozen=True)
@@ -90,41 +69,6 @@ class ImportRequest:
     checkpoint: str = "checkpoint_final.pth"
     tolerance: float = 1e-3
     skull_stripped: bool = True
-
-
-def parse_label_map(text: str | None) -> dict[int, str]:
-    """``"1=oedema,2=necrosis,3=enhancing"`` to ``{1: 'oedema', ...}`` (checked names)."""
-    out: dict[int, str] = {}
-    if not text:
-        return out
-    for part in text.split(","):
-        value, _, tissue = part.partition("=")
-        tissue = tissue.strip().lower()
-        if not value.strip().isdigit() or tissue not in TISSUES:
-            raise ImportRefusedError(
-                f"--labels entry '{part}' is not VALUE=TISSUE with TISSUE one of "
-                f"{', '.join(TISSUES)}."
-            )
-        out[int(value)] = tissue
-    return out
-
-
-def _guess_channels(names: list[str]) -> tuple[str, ...] | None:
-    found = []
-    for name in names:
-        role = next((r for r, rx in _CHANNEL_WORDS if rx.search(name.strip())), None)
-        if role is None:
-            return None
-        found.append(role)
-    return tuple(found) if len(set(found)) == len(found) else None
-
-
-def _guess_tissue(name: str) -> str | None:
-    words = re.split(r"[\s_/()-]+", name.lower())
-    for tissue, keys in _TISSUE_WORDS.items():
-        if any(k in words or (len(k) > 3 and k in name.lower()) for k in keys):
-            return tissue
-    return None
 
 
 def _painted_tissues(dataset: dict[str, Any], request: ImportRequest) -> dict[int, str]:
@@ -283,10 +227,7 @@ def import_nnunet(request: ImportRequest) -> Path:
     tissues = _painted_tissues(dataset, request)
     regions = label_manager.has_regions
 
-    out = request.out.resolve()
-    if out.exists() and any(out.iterdir()):
-        raise ImportRefusedError(f"{out} exists and is not empty; give a new folder.")
-    out.mkdir(parents=True, exist_ok=True)
+    out = new_model_folder(request.out)
     patch = tuple(int(p) for p in config.patch_size)
     n_in = len(names)
     fold_entries = []
@@ -322,12 +263,7 @@ def import_nnunet(request: ImportRequest) -> Path:
                 {"index": v, "label": TISSUES[t][0], "name": t} for v, t in tissues.items()
             ],
         }
-    outputs["segments"] = [
-        SegmentDefinition(label=TISSUES[t][0], name=TISSUES[t][1],
-                          category=MORPHOLOGICALLY_ALTERED_STRUCTURE, type=TISSUES[t][2],
-                          color_rgb=TISSUES[t][3]).model_dump(mode="json")
-        for t in sorted(set(tissues.values()), key=lambda t: TISSUES[t][0])
-    ]
+    outputs["segments"] = segment_definitions(tissues.values())
     fg = plans.get("foreground_intensity_properties_per_channel", {})
     intensity = [
         {k: float(fg[str(c)][k]) for k in ("mean", "std", "percentile_00_5", "percentile_99_5")}
@@ -351,9 +287,7 @@ def import_nnunet(request: ImportRequest) -> Path:
                        "(rgcds.inference.nnunet). ONNX Runtime vs PyTorch max |difference| "
                        + ", ".join(f"fold {f}: {d:.2e}" for f, d in diffs.items()) + ".",
         "research_use_only": True,
-        "intended_use": request.intended_use or (
-            "Research use only: tumour segmentation in rgcds as the site's model, on the "
-            "sequences and acquisitions it was trained on. Not a medical device."),
+        "intended_use": request.intended_use or DEFAULT_INTENDED_USE,
         "training_data": request.training_data,
         "license": request.license,
         "weights": fold_entries[0]["weights"],
@@ -397,10 +331,7 @@ def import_nnunet(request: ImportRequest) -> Path:
     if validation is not None:
         card["validation"] = validation
     parse_card(card, out / CARD_FILENAME, out)  # refuse what the schema refuses
-    # Through JSON first, so that shared sub-mappings are written out, not as YAML aliases.
-    (out / CARD_FILENAME).write_text(
-        yaml.safe_dump(json.loads(json.dumps(card)), sort_keys=False, width=100)
-    )
+    write_card_yaml(out, card)
     return out
 
 
@@ -464,17 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     For an environment that has PyTorch and nnunetv2 but not every rgcds dependency (the
     ``.venv-nnunet`` that ``make nnunet-extra`` makes, with rgcds on ``PYTHONPATH``).
     """
-    parser = argparse.ArgumentParser(prog="python -m rgcds.inference.import_nnunet",
-                                     description=__doc__.splitlines()[0])
-    add_import_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--models-root", type=Path, default=Path("models"))
-    args = parser.parse_args(argv)
-    try:
-        return run_import(args, args.models_root)
-    except ModelCardError as exc:
-        print(f"rgcds models import-nnunet: {exc}", file=sys.stderr)
-        return 1
+    return run_module(argv, prog="python -m rgcds.inference.import_nnunet",
+                      description=__doc__.splitlines()[0], command="import-nnunet",
+                      add_arguments=add_import_arguments, run=run_import,
+                      json_help="print the result as JSON")
 
 
 __all__ = [
