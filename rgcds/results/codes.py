@@ -11,12 +11,31 @@ schemes, and the SR declares it in the Coding Scheme Identification Sequence.
 
 from __future__ import annotations
 
-import hashlib
-import re
-
 from highdicom.sr import CodedConcept
 
-from rgcds.analysis._ibsi import IBSI_NAMES
+from rgcds.results.codes_base import (
+    PRIVATE_SCHEME,
+    PRIVATE_SCHEME_NAME,
+    _dcm,
+    _sct,
+    _slug,
+    ucum,
+)
+from rgcds.results.codes_base import private as private
+from rgcds.results.codes_predictions import CONSISTENCY_NOTE as CONSISTENCY_NOTE
+from rgcds.results.codes_predictions import DECISION_RULE as DECISION_RULE
+from rgcds.results.codes_predictions import DECISION_THRESHOLD as DECISION_THRESHOLD
+from rgcds.results.codes_predictions import PREDICTED_CALL as PREDICTED_CALL
+from rgcds.results.codes_predictions import SEQUENCE_METHOD as SEQUENCE_METHOD
+from rgcds.results.codes_predictions import VALIDATION_LOWER as VALIDATION_LOWER
+from rgcds.results.codes_predictions import VALIDATION_UPPER as VALIDATION_UPPER
+from rgcds.results.codes_predictions import (
+    prediction_label,
+    prediction_target,
+    radiomic_feature,
+)
+from rgcds.results.codes_predictions import prediction_probability as prediction_probability
+from rgcds.results.codes_predictions import validation_metric as validation_metric
 from rgcds.results.content import (
     Hemisphere,
     Lobe,
@@ -25,30 +44,6 @@ from rgcds.results.content import (
     ReportStatus,
     SeriesRole,
 )
-
-PRIVATE_SCHEME = "99RGCDS"
-"""Coding scheme designator of rgcds' private concepts."""
-
-PRIVATE_SCHEME_NAME = "rgcds private concepts"
-
-
-def private(value: str, meaning: str) -> CodedConcept:
-    """A concept of the private ``99RGCDS`` scheme."""
-    return CodedConcept(value=value, scheme_designator=PRIVATE_SCHEME, meaning=meaning)
-
-
-def _sct(value: str, meaning: str) -> CodedConcept:
-    return CodedConcept(value=value, scheme_designator="SCT", meaning=meaning)
-
-
-def _dcm(value: str, meaning: str) -> CodedConcept:
-    return CodedConcept(value=value, scheme_designator="DCM", meaning=meaning)
-
-
-def ucum(value: str, meaning: str) -> CodedConcept:
-    """A UCUM unit."""
-    return CodedConcept(value=value, scheme_designator="UCUM", meaning=meaning)
-
 
 # --- SEG segment properties (CID 7150 category, CID 7151/7159 types) ------------------------
 MORPHOLOGICALLY_ABNORMAL_STRUCTURE = _sct("49755003", "Morphologically Abnormal Structure")
@@ -222,62 +217,6 @@ QUALITATIVE_EVALUATIONS = CodedConcept(
 )
 """TID 1500 row 12: the container of the report-level evaluations (status, notes)."""
 
-# --- Predictions as decisions ---------------------------------------------------------------
-DECISION_THRESHOLD = private("DECISION-THR", "Decision threshold (probability)")
-DECISION_RULE = private("DECISION-RULE", "Decision rule")
-PREDICTED_CALL = private("PREDICTED-CALL", "Predicted call")
-VALIDATION_LOWER = private("VAL-CI-LOW", "Validation metric, lower 95% confidence limit")
-VALIDATION_UPPER = private("VAL-CI-HIGH", "Validation metric, upper 95% confidence limit")
-CONSISTENCY_NOTE = private("CONSISTENCY", "Imaging finding and model call compared")
-SEQUENCE_METHOD: dict[SeriesRole, CodedConcept] = {
-    SeriesRole.T1: private("ON-T1", "Measured on the T1-weighted series"),
-    SeriesRole.T1C: private("ON-T1C", "Measured on the contrast-enhanced T1-weighted series"),
-    SeriesRole.T2: private("ON-T2", "Measured on the T2-weighted series"),
-    SeriesRole.FLAIR: private("ON-FLAIR", "Measured on the FLAIR series"),
-    SeriesRole.PET: private("ON-PET", "Measured on the PET series"),
-}
-"""Measurement method of a radiomic feature: the series its intensities come from."""
-
-_VALIDATION_METRICS: dict[str, CodedConcept] = {
-    "auc": private("VAL-AUC", "Validation area under the ROC curve"),
-    "c-index": private("VAL-CINDEX", "Validation concordance index (C-index)"),
-}
-
-_TARGETS: dict[str, CodedConcept] = {
-    "mgmt promoter methylation": private("MGMT-METH", "MGMT promoter methylation"),
-    "idh mutation": private("IDH-MUT", "IDH mutation"),
-    "egfr amplification": private("EGFR-AMP", "EGFR amplification"),
-}
-_LABELS: dict[str, CodedConcept] = {
-    "methylated": private("METHYLATED", "methylated"),
-    "unmethylated": private("UNMETHYLATED", "unmethylated"),
-    "idh-mutant": private("IDH-MUTANT", "IDH-mutant"),
-    "idh-wildtype": private("IDH-WILDTYPE", "IDH-wildtype"),
-    "amplified": private("AMPLIFIED", "amplified"),
-    "not amplified": private("NOT-AMPLIFIED", "not amplified"),
-}
-_PROBABILITIES: dict[str, CodedConcept] = {
-    "methylated": private("P-METHYLATED", "Probability of methylated"),
-    "idh-mutant": private("P-IDH-MUTANT", "Probability of IDH-mutant"),
-    "amplified": private("P-AMPLIFIED", "Probability of amplified"),
-}
-
-
-def validation_metric(name: str) -> CodedConcept:
-    """The concept of a model's validation metric (AUC, C-index; others private)."""
-    key = name.strip().lower()
-    return _VALIDATION_METRICS.get(key) or private(
-        _slug("VAL", key), f"Validation {name.strip()}"[:64]
-    )
-
-
-def prediction_probability(target: str, label: str) -> CodedConcept:
-    """The concept of the probability of ``label`` (the positive class of ``target``)."""
-    return _PROBABILITIES.get(label.strip().lower()) or private(
-        _slug("PRB", f"{target}|{label}"), f"Probability of {label}"[:64]
-    )
-
-
 # --- PET (amino-acid PET of glioma) ---------------------------------------------------------
 SPATIAL_AND_RELATIONAL_CONCEPT = _sct("309825002", "Spatial and Relational Concept")
 CLINICAL_TARGET_VOLUME = _sct("228792002", "Clinical target volume")
@@ -379,41 +318,6 @@ def risk_group(name: str) -> CodedConcept:
     """The coded risk group (``low``/``intermediate``/``high``; others are private)."""
     key = name.strip().lower()
     return _RISK_GROUPS.get(key) or private(_slug("RISK", key), f"{name.strip()} risk")
-
-
-def _slug(prefix: str, text: str) -> str:
-    """A short, stable code value for free text (at most 16 characters, SH)."""
-    digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:8].upper()
-    head = re.sub(r"[^A-Z0-9]", "", text.upper())[: 15 - len(prefix) - 8]
-    return f"{prefix}-{head}{digest}"[:16]
-
-
-def prediction_target(target: str) -> CodedConcept:
-    """The concept a marker prediction is about, e.g. ``MGMT promoter methylation``."""
-    return _TARGETS.get(target.strip().lower()) or private(_slug("TGT", target), target[:64])
-
-
-def prediction_label(target: str, label: str) -> CodedConcept:
-    """The predicted class of a marker, e.g. ``methylated``."""
-    return _LABELS.get(label.strip().lower()) or private(
-        _slug("LBL", f"{target}|{label}"), label[:64]
-    )
-
-
-def radiomic_feature(name: str, ibsi_name: str | None, sequence: str) -> CodedConcept:
-    """The concept of one radiomic feature: its IBSI code (``IBSI`` scheme, the reference
-    manual's four-character identifier) when the feature maps to one, else private.
-
-    ``sequence`` is not part of an IBSI concept; the SR gives it as the measurement method
-    (:data:`SEQUENCE_METHOD`). A private concept keeps it in the meaning.
-    """
-    key = name.removeprefix("original_")
-    mapped = IBSI_NAMES.get(key)
-    if mapped is not None:
-        meaning, identifier = mapped
-        return CodedConcept(value=identifier, scheme_designator="IBSI", meaning=meaning[:64])
-    meaning = f"{ibsi_name or key} ({sequence})"
-    return private(_slug("RAD", f"{sequence}|{key}"), meaning[:64])
 
 
 def unit(value: str) -> CodedConcept:

@@ -14,12 +14,8 @@ from datetime import datetime
 import pydicom
 import structlog
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
-from matplotlib.table import Table
-from matplotlib.text import Text
-from matplotlib.transforms import Bbox
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID, EncapsulatedPDFStorage, ExplicitVRLittleEndian
 
@@ -38,6 +34,16 @@ from rgcds.results.content import (
     ReportContent,
     ReportStatus,
     SourceSeries,
+)
+from rgcds.results.pdf_layout import layout_problems
+from rgcds.results.pdf_rows import NOTE_LINES as NOTE_LINES
+from rgcds.results.pdf_rows import (
+    _notes,
+    _summary_without_curve,
+    _wrap,
+    pet_rows,
+    prognosis_rows,
+    residual_rows,
 )
 from rgcds.results.sr import report_key
 
@@ -100,129 +106,11 @@ def _banner(fig: Figure, page: int) -> None:
     )
 
 
-def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
-    return "-" if value is None else f"{value:.{digits}f}{suffix}"
-
-
-def pet_rows(pet: PetReport) -> list[list[str]]:
-    """The PET figures as (item, value) rows, with the same values as the SR's PET group."""
-    uptake = "SUVbw" if pet.is_suv else "a.u."
-    rows = [
-        ["Tracer", pet.tracer],
-        ["Uptake units", pet.units],
-        ["BTV threshold (TBR)", f"{pet.threshold_tbr:g}"],
-        ["TBRmax", _fmt(pet.tbr_max)],
-        ["TBRmean (BTV)", _fmt(pet.tbr_mean)],
-        ["SUVmax", _fmt(pet.suv_max) if pet.is_suv else "- (not SUV calibrated)"],
-        ["SUVmean (BTV)", _fmt(pet.suv_mean) if pet.is_suv else "- (not SUV calibrated)"],
-        ["SUVpeak", _fmt(pet.suv_peak) if pet.is_suv else "- (not SUV calibrated)"],
-        ["Background mean", f"{_fmt(pet.background_mean, 3)} {uptake}"],
-        ["Background method", pet.background_method],
-        ["BTV volume", _fmt(pet.btv_ml, 1, " ml")],
-        ["CTV source", pet.ctv_source],
-    ]
-    if pet.btv_candidate_ml is not None and pet.btv_candidate_ml > pet.btv_ml + 0.05:
-        rows.insert(-1, ["Above threshold, before the BTV rules",
-                         _fmt(pet.btv_candidate_ml, 1, " ml")])
-    if pet.ctv_ml is not None:
-        rows.append(["CTV volume", _fmt(pet.ctv_ml, 1, " ml")
-                     + (" (refused as implausible)" if pet.ctv_refused else "")])
-    if pet.pet_only_reason is not None:
-        rows.append(["Analysis", f"PET only (no MR): {pet.pet_only_reason}"])
-    elif pet.registration is not None:
-        passed = {True: "passed", False: "FAILED", None: "not checked"}[pet.registration.passed]
-        rows.append(["PET-to-MR registration", f"{passed}, NMI {_fmt(pet.registration.nmi, 3)}"])
-    return rows
-
-
-def residual_rows(pet: PetReport) -> list[list[str]]:
-    """The residual-tumour assessment as (item, value) rows (the SR's values)."""
-    residual = pet.residual
-    if residual is None:
-        return []
-    rows = [
-        [
-            "Residual tumour",
-            f"{'Present' if residual.call else 'Absent'} "
-            f"(probability {residual.probability:.2f}"
-            + (f", threshold {residual.threshold:g})" if residual.threshold is not None else ")"),
-        ]
-    ]
-    if residual.probability_pet is not None:
-        rows.append(["Probability (PET model)", f"{residual.probability_pet:.2f}"])
-    if residual.probability_radiomics is not None:
-        rows.append(["Probability (radiomics model)", f"{residual.probability_radiomics:.2f}"])
-    rows += [
-        ["Model", f"{m.model_id} {m.model_version}, {m.describe_metric()}"] for m in residual.models
-    ]
-    return rows
-
-
-def prognosis_rows(pet: PetReport) -> list[list[str]]:
-    """The prognosis items as (item, value) rows (the SR's values)."""
-    rows: list[list[str]] = []
-    for item in pet.prognosis:
-        name = item.endpoint[:1].upper() + item.endpoint[1:]
-        rows += [
-            [name, f"risk group {item.risk_group}, risk score {item.risk_score:.2f}"],
-            ["  predicted median", _fmt(item.median_days, 0, " days")],
-            ["  covariates used", ", ".join(item.covariates) or "-"],
-            ["  MGMT status used", "yes" if item.mgmt_used else "no"],
-            [
-                "  model",
-                f"{item.provenance.model_id} {item.provenance.model_version}, "
-                f"{item.provenance.describe_metric()}",
-            ],
-        ]
-    return rows
-
-
-def _wrap(text: str, width: int = 70) -> str:
-    return "\n".join(textwrap.wrap(text, width)) or "-"
-
-
-NOTE_LINES = 6
-"""Lines of notes on the summary page; the SR carries every note in full."""
-
-
-def _notes(notes: tuple[str, ...], width: int = 150) -> str:
-    lines = textwrap.wrap("Notes: " + " | ".join(notes), width)
-    if len(lines) > NOTE_LINES:
-        lines = [*lines[: NOTE_LINES - 1], "... more notes in the SR report."]
-    return "\n".join(lines)
-
-
 def _fit(text: str, width_chars: int) -> str:
     """A table cell's text wrapped to about ``width_chars`` characters a line."""
     if len(text) <= width_chars:
         return text
     return "\n".join(textwrap.wrap(text, max(width_chars, 8))) or text
-
-
-def _summary_without_curve(content: ReportContent) -> str:
-    """Page 1's prognosis lines when there is no survival curve: the PET/MR prognosis and
-    residual-tumour call when there are any (details on the PET page), else why not."""
-    pet = content.pet
-    lines: list[str] = []
-    if pet is not None and pet.residual is not None:
-        r = pet.residual
-        rule = f", threshold {r.threshold:g}" if r.threshold is not None else ""
-        lines.append(
-            f"Residual tumour: {'present' if r.call else 'absent'} "
-            f"(probability {r.probability:.2f}{rule})."
-        )
-    if pet is not None:
-        for item in pet.prognosis:
-            median = "" if item.median_days is None else f", median {item.median_days:.0f} days"
-            lines.append(
-                f"{item.endpoint[:1].upper() + item.endpoint[1:]}: risk group {item.risk_group}"
-                f"{median} ({item.provenance.model_id} {item.provenance.model_version})."
-            )
-    if pet is not None and (lines or pet.prognosis):
-        lines.append("Details on the PET page.")
-    if not lines:
-        lines.append("No survival prediction was made for this study.")
-    return "\n".join(_wrap(line, 110) for line in lines)
 
 
 def _pet_page(fig: Figure, pet: PetReport) -> None:
@@ -427,75 +315,6 @@ def render_pages(content: ReportContent, algorithm: AlgorithmInfo | None = None)
         )
         pages.append(fig)
     return pages
-
-
-def _renderer(fig: Figure) -> RendererAgg:
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
-    renderer: RendererAgg = canvas.get_renderer()  # type: ignore[no-untyped-call]
-    return renderer
-
-
-def _text_boxes(fig: Figure) -> list[tuple[str, Bbox]]:
-    """Every visible, non-empty text of ``fig`` with its box in display coordinates."""
-    renderer = _renderer(fig)
-    fig.draw(renderer)
-    undrawn: set[int] = set()  # tick labels outside the axis' view interval are not drawn
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            lo, hi = sorted(axis.get_view_interval())
-            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
-                if not lo <= tick.get_loc() <= hi:
-                    undrawn.update({id(tick.label1), id(tick.label2)})
-    boxes: list[tuple[str, Bbox]] = []
-    for artist in fig.findobj(Text):
-        if (
-            not isinstance(artist, Text)
-            or id(artist) in undrawn
-            or not artist.get_visible()
-            or not artist.get_text().strip()
-        ):
-            continue
-        boxes.append((artist.get_text(), artist.get_window_extent(renderer)))
-    return boxes
-
-
-def layout_problems(fig: Figure, tolerance: float = 0.5) -> list[str]:
-    """Texts of a rendered page that leave the page or overlap another text.
-
-    Each text's box (in display units, ``tolerance`` points of slack) must lie inside the
-    page and must not intersect any other text's box. Table cells are checked by their text,
-    so a value too long for its column overlaps its neighbour and is reported.
-    """
-    page = fig.bbox
-    boxes = _text_boxes(fig)
-    problems = []
-    for text, box in boxes:
-        if (
-            box.x0 < page.x0 - tolerance
-            or box.y0 < page.y0 - tolerance
-            or box.x1 > page.x1 + tolerance
-            or box.y1 > page.y1 + tolerance
-        ):
-            problems.append(f"off the page: {text[:60]!r}")
-    renderer = _renderer(fig)
-    for table in fig.findobj(Table):
-        if not isinstance(table, Table):
-            continue
-        for cell in table.get_celld().values():
-            cell_text = cell.get_text()
-            if not cell_text.get_text().strip():
-                continue
-            inner = cell_text.get_window_extent(renderer)
-            outer = cell.get_window_extent(renderer)
-            if inner.x1 > outer.x1 + tolerance or inner.x0 < outer.x0 - tolerance:
-                problems.append(f"wider than its cell: {cell_text.get_text()[:60]!r}")
-    for i, (text_a, a) in enumerate(boxes):
-        for text_b, b in boxes[i + 1 :]:
-            overlap_x = min(a.x1, b.x1) - max(a.x0, b.x0)
-            overlap_y = min(a.y1, b.y1) - max(a.y0, b.y0)
-            if overlap_x > tolerance and overlap_y > tolerance:
-                problems.append(f"overlap: {text_a[:40]!r} / {text_b[:40]!r}")
-    return problems
 
 
 def build_encapsulated_pdf(
