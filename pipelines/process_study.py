@@ -25,6 +25,7 @@ from rgcds.config import Settings, load_settings
 from rgcds.logging import bind_study, configure_logging
 from rgcds.pipeline import StudyContext, StudyOutcome, run_study
 from rgcds.pipeline.delivery import export, report_failure
+from rgcds.service.flow import FlowResult
 from rgcds.store import JobState, JobStore, job_store_path
 
 T = TypeVar("T")
@@ -63,10 +64,10 @@ def process_study(
     config_path: str | None = None,
     job_id: int = 0,
     correlation_id: str = "",
-    settings: dict[str, Any] | None = None,
+    settings: Settings | None = None,
     partner_inputs: list[str] | None = None,
     notes: list[str] | None = None,
-) -> dict[str, Any]:
+) -> FlowResult:
     """Process one study and queue its results for every destination.
 
     Parameters
@@ -82,15 +83,15 @@ def process_study(
     correlation_id
         Carried on every log line.
     settings
-        The daemon's settings as a mapping (embedded mode); otherwise they are read from
-        ``config_path`` on the worker.
+        The daemon's settings (embedded mode: the daemon's own object, passed once);
+        otherwise they are read from ``config_path`` on the worker.
     partner_inputs
         Series folders of the paired study of the same patient (MR for a PET/CT study, or
         the reverse), analysed with ``inputs``.
     notes
         Sentences for the report (how the study was paired).
     """
-    config = Settings(**settings) if settings is not None else load_settings(config_path)
+    config = settings if settings is not None else load_settings(config_path)
     if settings is None:
         # A worker's flow run (server mode): set up rgcds' PHI-guarded logging here.
         configure_logging(config.logging.level, config.logging.format)
@@ -127,13 +128,13 @@ def process_study(
             # the failure in the job store.
             _report_or_fail(config, job_id, Path(work_dir), exc)
         raise
-    return {
-        "status": outcome.status,
-        "reason": outcome.reason,
-        "objects": len(outcome.written),
-        "queued": queued,
-        "stage_seconds": outcome.stage_seconds,
-    }
+    return FlowResult(
+        status=outcome.status,
+        reason=outcome.reason,
+        objects=len(outcome.written),
+        queued=queued,
+        stage_seconds=dict(outcome.stage_seconds),
+    )
 
 
 def _job_reason(outcome: StudyOutcome) -> str | None:

@@ -18,6 +18,7 @@ import structlog
 
 from rgcds.config import Settings
 from rgcds.prefect_env import keep_prefect_offline, tie_ephemeral_server
+from rgcds.service.flow import FlowParameters, FlowResult
 from rgcds.service.metrics import Metrics
 from rgcds.service.pairing import find_partner, no_partner_note, retrieve_partner
 from rgcds.store import Job, JobState, JobStore
@@ -37,7 +38,7 @@ def load_entrypoint(entrypoint: str = FLOW_ENTRYPOINT) -> Callable[..., Any]:
 
 def flow_parameters(
     settings: Settings, config_path: Path | None, jobs: JobStore, job: Job
-) -> dict[str, Any]:
+) -> FlowParameters:
     """The flow run's parameters for ``job`` (paths and ids only, never PHI)."""
     series_dirs = sorted({str(Path(r.path).parent) for r in jobs.instances(job.study_uid)})
     work_dir = settings.storage.root / "work" / job.study_uid / str(job.job_id)
@@ -55,15 +56,15 @@ def flow_parameters(
             note = no_partner_note(jobs.study_modalities(job.study_uid), window)
             if note is not None:
                 notes.append(note)
-    return {
-        "inputs": series_dirs,
-        "work_dir": str(work_dir),
-        "config_path": str(config_path) if config_path is not None else None,
-        "job_id": job.job_id,
-        "correlation_id": f"job-{job.job_id}",
-        "partner_inputs": partner_inputs,
-        "notes": notes,
-    }
+    return FlowParameters(
+        inputs=tuple(series_dirs),
+        work_dir=str(work_dir),
+        config_path=str(config_path) if config_path is not None else None,
+        job_id=job.job_id,
+        correlation_id=f"job-{job.job_id}",
+        partner_inputs=tuple(partner_inputs),
+        notes=tuple(notes),
+    )
 
 
 def make_failure_reporter(
@@ -112,20 +113,23 @@ def make_processor(
             # Thread-local: the daemon's other threads keep their own API.
             with temporary_settings(updates={PREFECT_API_URL: api_url} if api_url else {}):
                 run = run_deployment(
-                    name=settings.processing.deployment, parameters=parameters, timeout=0
+                    name=settings.processing.deployment,
+                    parameters=parameters.as_kwargs(),
+                    timeout=0,
                 )
             run_id = str(getattr(run, "id", ""))
             logger.info("flow run submitted", job_id=job.job_id, flow_run_id=run_id)
             return
-        parameters["settings"] = settings.model_dump(mode="json")
         tie_ephemeral_server()  # a SIGKILLed daemon leaves no Prefect server behind
-        result = load_entrypoint(entrypoint)(**parameters)
+        result: FlowResult = load_entrypoint(entrypoint)(
+            **parameters.as_kwargs(), settings=settings
+        )
         if metrics is not None:
-            for stage, seconds in dict(result.get("stage_seconds", {})).items():
+            for stage, seconds in result.stage_seconds.items():
                 metrics.stage_seconds.labels(stage).observe(float(seconds))
         logger.info(
-            "study processed", job_id=job.job_id, status=result.get("status"),
-            objects=result.get("objects"), queued=result.get("queued"),
+            "study processed", job_id=job.job_id, status=result.status,
+            objects=result.objects, queued=result.queued,
         )
 
     return process

@@ -157,14 +157,14 @@ def test_flow_parameters_carry_partner_and_notes(tmp_path: Path) -> None:
         job = jobs.latest_job(pet)
         assert job is not None
         alone = flow_parameters(settings, None, jobs, job)
-        assert alone["partner_inputs"] == []
-        assert alone["notes"] == [no_partner_note(frozenset({"PT"}), 14)]
-        assert "PET-only" in alone["notes"][0]
+        assert alone.partner_inputs == ()
+        assert alone.notes == (no_partner_note(frozenset({"PT"}), 14),)
+        assert "PET-only" in alone.notes[0]
         _instance(tmp_path, jobs, study=mr, modality="MR", patient="P1", date="20260110",
                   sop_class=MR_CLASS)
         _complete(jobs, mr)
         paired = flow_parameters(settings, None, jobs, job)
-        assert paired["partner_inputs"] and mr in paired["notes"][0]
+        assert paired.partner_inputs and mr in paired.notes[0]
         off = settings.model_copy(update={"pairing": settings.pairing.model_copy(
             update={"enabled": False})})
-        assert flow_parameters(off, None, jobs, job)["partner_inputs"] == []
+        assert flow_parameters(off, None, jobs, job).partner_inputs == ()
