@@ -18,24 +18,17 @@ import structlog
 from highdicom.seg import (
     SegmentAlgorithmTypeValues,
     Segmentation,
-    SegmentationTypeValues,
     SegmentDescription,
 )
 
-from rgcds import __version__
 from rgcds.exceptions import DicomInputError
 from rgcds.results import codes
 from rgcds.results._common import (
-    CONTENT_CREATOR,
-    DEVICE_SERIAL,
     MANUFACTURER,
-    MODEL_NAME,
     PET_COLOURS,
     SERIES_DESCRIPTION,
-    SERIES_NUMBER,
     ObjectKind,
     ResultKey,
-    contributing_equipment,
     declare_private_scheme,
     display_colour,
     stamp,
@@ -47,7 +40,7 @@ from rgcds.results.content import (
     SourceSeries,
     pet_masks_by_segment,
 )
-from rgcds.results.seg import result_key
+from rgcds.results.seg import binary_segmentation, result_key
 
 logger = structlog.get_logger(__name__)
 
@@ -136,33 +129,18 @@ def build_pet_segmentation(
     pixels = np.stack([np.asarray(by_segment[s], dtype=bool) for s in present], axis=-1).astype(
         np.uint8
     )
-    seg = Segmentation(
-        source_images=list(source.datasets),
-        pixel_array=source.to_source_order(pixels),
-        segmentation_type=SegmentationTypeValues.BINARY,
-        segment_descriptions=[
-            _description(s, i + 1, algorithm, key) for i, s in enumerate(present)
-        ],
-        series_instance_uid=key.series_uid(ObjectKind.PET_SEG),
-        series_number=SERIES_NUMBER[ObjectKind.PET_SEG],
-        sop_instance_uid=key.instance_uid(ObjectKind.PET_SEG),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=MODEL_NAME,
-        software_versions=__version__,
-        device_serial_number=DEVICE_SERIAL,
+    seg = binary_segmentation(
+        source,
+        pixels,
+        [_description(s, i + 1, algorithm, key) for i, s in enumerate(present)],
+        key,
+        ObjectKind.PET_SEG,
         content_description="PET BTV, residual tumour and CTV. Research use only.",
         content_label="PET",
-        content_creator_name=CONTENT_CREATOR,
         series_description=SERIES_DESCRIPTION[ObjectKind.PET_SEG],
-        contributing_equipment=contributing_equipment(analysed_at),
-        omit_empty_frames=True,
+        dimension_organization="pet-seg-dimension-organization",
+        analysed_at=analysed_at,
     )
-    dimension_uid = key.uid("pet-seg-dimension-organization")
-    for item in seg.get("DimensionOrganizationSequence", []):
-        item.DimensionOrganizationUID = dimension_uid
-    for item in seg.get("DimensionIndexSequence", []):
-        item.DimensionOrganizationUID = dimension_uid
     declare_private_scheme(seg)
     stamp(seg, analysed_at)
     logger.info(

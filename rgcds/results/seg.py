@@ -87,6 +87,56 @@ def segment_descriptions(
     ]
 
 
+def binary_segmentation(
+    source: SourceSeries,
+    masks: np.ndarray,
+    descriptions: list[SegmentDescription],
+    key: ResultKey,
+    kind: ObjectKind,
+    *,
+    content_description: str,
+    content_label: str,
+    series_description: str,
+    dimension_organization: str,
+    analysed_at: datetime | None,
+) -> Segmentation:
+    """The one SEG builder: a binary SEG of ``masks`` (``(slices, rows, cols, segments)`` on
+    ``source``'s grid, one segment per description) in a new series of ``source``'s study.
+
+    Frames without any voxel of a segment are omitted. UIDs derive from ``key`` and ``kind``,
+    the Dimension Organization UID (which highdicom draws at random) from
+    ``dimension_organization``, so that a re-export is byte-identical once stamped.
+    """
+    seg = Segmentation(
+        # One multi-frame source image: frames in its frame order, so highdicom copies each
+        # frame's plane position and references the frame (Referenced Frame Number).
+        source_images=list(source.datasets),
+        pixel_array=source.to_source_order(masks),
+        segmentation_type=SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=key.series_uid(kind),
+        series_number=SERIES_NUMBER[kind],
+        sop_instance_uid=key.instance_uid(kind),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=MODEL_NAME,
+        software_versions=__version__,
+        device_serial_number=DEVICE_SERIAL,
+        content_description=content_description,
+        content_label=content_label,
+        content_creator_name=CONTENT_CREATOR,
+        series_description=series_description,
+        contributing_equipment=contributing_equipment(analysed_at),
+        omit_empty_frames=True,
+    )
+    dimension_uid = key.uid(dimension_organization)
+    for item in seg.get("DimensionOrganizationSequence", []):
+        item.DimensionOrganizationUID = dimension_uid
+    for item in seg.get("DimensionIndexSequence", []):
+        item.DimensionOrganizationUID = dimension_uid
+    return seg
+
+
 def build_segmentation(
     source: SourceSeries,
     segmentation: SegmentationResult,
@@ -135,40 +185,22 @@ def build_segmentation(
     if not masks.any():
         # highdicom needs at least one frame: keep the first slice (all zero) for an empty SEG.
         logger.info("seg_all_segments_empty", study_uid=key.study_instance_uid)
-    seg = Segmentation(
-        # One multi-frame source image: frames in its frame order, so highdicom copies each
-        # frame's plane position and references the frame (Referenced Frame Number).
-        source_images=list(source.datasets),
-        pixel_array=source.to_source_order(masks),
-        segmentation_type=SegmentationTypeValues.BINARY,
-        segment_descriptions=segment_descriptions(
-            segmentation.algorithm, key, segmentation.postoperative
-        ),
-        series_instance_uid=key.series_uid(ObjectKind.SEG),
-        series_number=SERIES_NUMBER[ObjectKind.SEG],
-        sop_instance_uid=key.instance_uid(ObjectKind.SEG),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=MODEL_NAME,
-        software_versions=__version__,
-        device_serial_number=DEVICE_SERIAL,
+    seg = binary_segmentation(
+        source,
+        masks,
+        segment_descriptions(segmentation.algorithm, key, segmentation.postoperative),
+        key,
+        ObjectKind.SEG,
         content_description=(
             "Post-operative glioblastoma regions. Research use only."
             if segmentation.postoperative
             else "Glioblastoma sub-regions. Research use only."
         ),
         content_label="TUMOUR",
-        content_creator_name=CONTENT_CREATOR,
         series_description=series_description(ObjectKind.SEG, segmentation.postoperative),
-        contributing_equipment=contributing_equipment(analysed_at),
-        omit_empty_frames=True,
+        dimension_organization="seg-dimension-organization",
+        analysed_at=analysed_at,
     )
-    # highdicom draws a random Dimension Organization UID; derive it like every other UID.
-    dimension_uid = key.uid("seg-dimension-organization")
-    for item in seg.get("DimensionOrganizationSequence", []):
-        item.DimensionOrganizationUID = dimension_uid
-    for item in seg.get("DimensionIndexSequence", []):
-        item.DimensionOrganizationUID = dimension_uid
     stamp(seg, analysed_at)
     logger.info(
         "seg_built",
@@ -180,4 +212,10 @@ def build_segmentation(
     return seg
 
 
-__all__ = ["SEGMENT_NUMBER", "build_segmentation", "result_key", "segment_descriptions"]
+__all__ = [
+    "SEGMENT_NUMBER",
+    "binary_segmentation",
+    "build_segmentation",
+    "result_key",
+    "segment_descriptions",
+]

@@ -56,20 +56,15 @@ class FlowParameters:
 
 @dataclass(frozen=True)
 class FlowResult:
-    """What a ``process-study`` flow run returns (PHI-free).
+    """What a ``process-study`` flow run returns (PHI-free): ``status``, ``reason`` and
+    ``stage_seconds`` as in the run's :class:`rgcds.pipeline.StudyOutcome`, and counts.
 
     Attributes
     ----------
-    status
-        ``complete`` or ``not analysed``.
-    reason
-        Why the study was not analysed, else ``None``.
     objects
         How many result objects were written.
     queued
         How many outbox items were queued (objects times destinations); 0 offline.
-    stage_seconds
-        Wall time per stage.
     """
 
     status: str
