@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,25 @@ def add_config_argument(parser: argparse.ArgumentParser, required: bool = True) 
     """Add the common ``--config PATH`` option."""
     parser.add_argument(
         "--config", type=Path, required=required, metavar="PATH", help="TOML configuration file"
+    )
+
+
+def _analysis_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date and time, e.g. 2026-01-02T03:04:05Z"
+        ) from None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).replace(microsecond=0)
+
+
+def add_analysed_at_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--analysed-at``: a fixed analysis time, so that a rerun is byte-identical."""
+    parser.add_argument(
+        "--analysed-at", type=_analysis_time, default=None, metavar="ISO",
+        help="the analysis time the result objects carry (ISO 8601, UTC if no zone is "
+        "given; default: now); fixed, a rerun writes byte-identical objects",
     )
 
 
@@ -59,4 +79,10 @@ def print_outcome(outcome: Any) -> None:
         print(f"{key}: {value}")
 
 
-__all__ = ["add_config_argument", "print_outcome", "publish_outcome", "settings_and_logging"]
+__all__ = [
+    "add_analysed_at_argument",
+    "add_config_argument",
+    "print_outcome",
+    "publish_outcome",
+    "settings_and_logging",
+]

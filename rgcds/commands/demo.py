@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rgcds import RESEARCH_USE_ONLY
 from rgcds.commands import (
+    add_analysed_at_argument,
     add_config_argument,
     print_outcome,
     publish_outcome,
@@ -33,6 +34,7 @@ HELP = "Generate a synthetic study and run the whole analysis on it offline."
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser, required=False)
+    add_analysed_at_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--size", choices=["small", "full"], default="full")
@@ -53,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
     work = args.out / "work"
     if work.exists():
         shutil.rmtree(work)
-    outcome = run_study(StudyContext(inputs=(dicom,), work_dir=work, settings=settings))
+    outcome = run_study(
+        StudyContext(
+            inputs=(dicom,), work_dir=work, settings=settings, analysed_at=args.analysed_at
+        )
+    )
     truth = json.loads(study.clinical_json_path.read_text())
     _record, results = publish_outcome(outcome, args.out, truth=truth)
     print_outcome(outcome)
@@ -81,6 +87,7 @@ def _postop(args: argparse.Namespace, settings: Settings) -> None:
         inputs=(pair.mr_dir,), work_dir=work, settings=settings,
         partner_inputs=(pair.petct_dir,),
         notes=("Demo: the MR study paired with the PET/CT study of the same patient.",),
+        analysed_at=args.analysed_at,
     )
     outcome = run_study(ctx)
     truth = json.loads(pair.clinical_json_path.read_text())

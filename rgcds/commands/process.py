@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rgcds import RESEARCH_USE_ONLY
 from rgcds.commands import (
+    add_analysed_at_argument,
     add_config_argument,
     print_outcome,
     publish_outcome,
@@ -20,6 +21,7 @@ HELP = "Analyse one study from DICOM files offline and write the result objects 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser, required=False)
+    add_analysed_at_argument(parser)
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument(
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         inputs=tuple(args.inputs), work_dir=work, settings=settings,
         partner_inputs=tuple(args.partner),
         notes=("Paired offline with the given partner study.",) if args.partner else (),
+        analysed_at=args.analysed_at,
     )
     outcome = run_study(ctx)
     record, results = publish_outcome(outcome, args.out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from rgcds.config import Settings
@@ -29,6 +30,10 @@ class StudyContext:
         study, or the reverse), analysed together with ``inputs``.
     notes
         Sentences for the report from before the run (how the study was paired).
+    analysed_at
+        The analysis time every result object carries (content, series and instance
+        creation dates and times); ``None``: the time of the run. Fixed, it makes an offline
+        run reproducible byte for byte (``rgcds demo/process --analysed-at``).
     """
 
     inputs: tuple[Path, ...]
@@ -38,6 +43,7 @@ class StudyContext:
     correlation_id: str = ""
     partner_inputs: tuple[Path, ...] = ()
     notes: tuple[str, ...] = ()
+    analysed_at: datetime | None = None
 
     def path(self, name: str) -> Path:
         """A file in the work directory (its folder created)."""

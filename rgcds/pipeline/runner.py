@@ -219,7 +219,7 @@ def run_study(ctx: StudyContext, runner: StageRunner = direct_runner) -> StudyOu
         content = report.complete_report(
             identity, measurements, table, predictions, used,
             notes=[*notes, *seg.notes, *pet_extra], pet=pet_content,
-            postoperative=stages.postoperative_labels(ctx, seg),
+            postoperative=stages.postoperative_labels(ctx, seg), analysed_at=ctx.analysed_at,
         )
         written = run("write", stages.write, ctx, content, source, seg, pet_images)
         summary = {
@@ -294,7 +294,9 @@ def _not_analysed(
 ) -> StudyOutcome:
     """Write the "not analysed" SR and PDF; if that fails too, the fallback text SR."""
     try:
-        content = report.not_analysed_report(identity, reason, used, notes=notes)
+        content = report.not_analysed_report(
+            identity, reason, used, notes=notes, analysed_at=ctx.analysed_at
+        )
         written = run("write", stages.write, ctx, content).files()
     except Exception as exc:
         logger.exception(
@@ -342,14 +344,16 @@ def _pet_only(
             study, used,
             report.pet_report(pet, pet_source, ctv_source=None, pet_only_reason=why,
                               notes=pet.notes),
-            notes=notes,
+            notes=notes, analysed_at=ctx.analysed_at,
         )
         images = postop.pet_only_images(pet, volume.image)
         status, reason = "complete", None
         summary: dict[str, object] = {"pet": stages.pet_summary(pet)}
     else:
         reason = f"PET ({pet.tracer.value}) not analysed: {pet.reason}"
-        content = report.not_analysed_report(identity, reason, used, notes=notes)
+        content = report.not_analysed_report(
+            identity, reason, used, notes=notes, analysed_at=ctx.analysed_at
+        )
         status, summary = "not analysed", {}
     written = run("write", stages.write, ctx, content, None, None, images)
     return StudyOutcome(

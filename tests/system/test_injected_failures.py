@@ -145,3 +145,30 @@ def test_failure_in_each_step_ends_in_a_delivered_report(
                str(e.get("exception", "")) for e in events), log[-3000:]
     for part in phantom_study.patient_name.replace("^", " ").split():
         assert part not in log
+
+
+def test_a_fixed_analysis_time_makes_a_rerun_byte_identical(
+    phantom_study: Any, cached_work: Path, tmp_path: Path
+) -> None:
+    """``StudyContext.analysed_at`` (``rgcds demo/process --analysed-at``): two runs a moment
+    apart write the same bytes, so a refactoring can be checked against the tree before it."""
+    import time
+    from datetime import UTC, datetime
+
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    written: list[dict[str, bytes]] = []
+    for run in range(2):
+        work = tmp_path / f"run{run}"
+        shutil.copytree(cached_work, work)
+        ctx = StudyContext(inputs=(phantom_study.series[0].directory.parent,), work_dir=work,
+                           settings=settings_for(tmp_path), analysed_at=when)
+        outcome = run_study(ctx)
+        assert outcome.status == "complete", outcome.reason
+        written.append({path.name: path.read_bytes() for _uid, path in outcome.written})
+        time.sleep(1.1)  # the wall clock moves on between the runs
+    assert written[0].keys() == written[1].keys() and len(written[0]) >= 4
+    for name, data in written[0].items():
+        assert data == written[1][name], name
+    sr = next(pydicom.dcmread(io.BytesIO(d)) for d in written[0].values()
+              if pydicom.dcmread(io.BytesIO(d), stop_before_pixels=True).Modality == "SR")
+    assert (sr.ContentDate, sr.ContentTime) == ("20260102", "030405")
