@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import highdicom as hd
 import numpy as np
 import pydicom
 import structlog
@@ -24,7 +23,6 @@ from highdicom.seg import (
 from rgcds.exceptions import DicomInputError
 from rgcds.results import codes
 from rgcds.results._common import (
-    MANUFACTURER,
     PET_COLOURS,
     SERIES_DESCRIPTION,
     ObjectKind,
@@ -40,7 +38,7 @@ from rgcds.results.content import (
     SourceSeries,
     pet_masks_by_segment,
 )
-from rgcds.results.seg import binary_segmentation, result_key
+from rgcds.results.seg import algorithm_identification, binary_segmentation, result_key
 
 logger = structlog.get_logger(__name__)
 
@@ -48,13 +46,7 @@ logger = structlog.get_logger(__name__)
 def _description(
     segment: PetSegment, number: int, algorithm: AlgorithmInfo, key: ResultKey
 ) -> SegmentDescription:
-    algo = hd.AlgorithmIdentificationSequence(
-        name=algorithm.display_name,
-        family=codes.algorithm_family(algorithm.family),
-        version=algorithm.version,
-        source=MANUFACTURER,
-        parameters={"model_id": algorithm.model_id},
-    )
+    algo = algorithm_identification(algorithm)
     ident = codes.PET_SEGMENT_ID[segment]
     return SegmentDescription(
         segment_number=number,

@@ -55,6 +55,17 @@ def result_key(source: SourceSeries, algorithm: AlgorithmInfo) -> ResultKey:
     )
 
 
+def algorithm_identification(algorithm: AlgorithmInfo) -> hd.AlgorithmIdentificationSequence:
+    """A SEG segment's algorithm identification: the model's name, family, version, id."""
+    return hd.AlgorithmIdentificationSequence(
+        name=algorithm.display_name,
+        family=codes.algorithm_family(algorithm.family),
+        version=algorithm.version,
+        source=MANUFACTURER,
+        parameters={"model_id": algorithm.model_id},
+    )
+
+
 def segment_descriptions(
     algorithm: AlgorithmInfo, key: ResultKey, postoperative: bool = False
 ) -> list[SegmentDescription]:
@@ -63,13 +74,7 @@ def segment_descriptions(
     ``postoperative`` names and codes the segments resection cavity, residual enhancing
     tumour and oedema instead of necrotic core, enhancing tumour and oedema.
     """
-    algo = hd.AlgorithmIdentificationSequence(
-        name=algorithm.display_name,
-        family=codes.algorithm_family(algorithm.family),
-        version=algorithm.version,
-        source=MANUFACTURER,
-        parameters={"model_id": algorithm.model_id},
-    )
+    algo = algorithm_identification(algorithm)
     return [
         SegmentDescription(
             segment_number=SEGMENT_NUMBER[region],
@@ -214,6 +219,7 @@ def build_segmentation(
 
 __all__ = [
     "SEGMENT_NUMBER",
+    "algorithm_identification",
     "binary_segmentation",
     "build_segmentation",
     "result_key",
