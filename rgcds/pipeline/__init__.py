@@ -2,7 +2,7 @@
 
 Stages are plain functions (:mod:`rgcds.pipeline.stages`); :func:`run_study` calls them in
 order through a *stage runner*: directly for ``rgcds process`` and tests, as Prefect tasks
-in ``pipelines/process_study.py``. Intermediate results go to the study's work directory so
+in :mod:`rgcds.pipeline.flow`. Intermediate results go to the study's work directory so
 a re-run resumes after the last expensive stage that finished.
 """
 

@@ -3,8 +3,8 @@
 ``embedded`` mode runs the flow in this process (Prefect's local ephemeral API, SQLite);
 ``server`` mode submits a flow run to the configured Prefect deployment and returns; a
 worker on another machine (storage root on shared storage) runs it and moves the job on.
-The flow is named by its entrypoint, as Prefect deployments name it, so the daemon does not
-import the orchestration layer.
+The flow (:mod:`rgcds.pipeline.flow`) is imported by its module path when the first job is
+processed, so that importing this module loads neither Prefect nor the numeric core.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from rgcds.store import Job, JobState, JobStore
 
 logger = structlog.get_logger(__name__)
 
-FLOW_ENTRYPOINT = "pipelines.process_study:process_study"
+#: The flow the daemon runs, imported by module path when the first job is processed.
+FLOW_ENTRYPOINT = "rgcds.pipeline.flow:process_study"
 
 
 def load_entrypoint(entrypoint: str = FLOW_ENTRYPOINT) -> Callable[..., Any]:

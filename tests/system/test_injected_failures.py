@@ -52,7 +52,7 @@ STEPS: dict[str, tuple[str, str, bool]] = {
     "pet": ("rgcds.pipeline.postop", "read_pet", False),
     "report": ("rgcds.pipeline.report", "complete_report", False),
     "write": ("rgcds.pipeline.stages", "write", False),
-    "export": ("pipelines.process_study", "export", False),
+    "export": ("rgcds.pipeline.flow", "export", False),
 }
 #: Steps whose failure leaves only the fallback SR (no regular SR and PDF can be written).
 FALLBACK_ONLY = {"index", "write", "export"}
