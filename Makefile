@@ -6,11 +6,11 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-APT_PACKAGES := orthanc dcmtk dicom3tools strace
+APT_PACKAGES := orthanc orthanc-dicomweb dcmtk dicom3tools strace chromium
 DEMO_OUT ?= demo-out
 NNUNET_VENV ?= .venv-nnunet
 
-.PHONY: demo test install system-deps lock lint typecheck bench clean train-extra nnunet-extra
+.PHONY: demo test install system-deps lock lint typecheck bench clean train-extra nnunet-extra viewer
 
 # --- system packages -------------------------------------------------------
 system-deps:
@@ -19,6 +19,8 @@ system-deps:
 	command -v storescu >/dev/null 2>&1 || missing="$$missing dcmtk"; \
 	command -v dciodvfy >/dev/null 2>&1 || missing="$$missing dicom3tools"; \
 	command -v strace >/dev/null 2>&1 || missing="$$missing strace"; \
+	[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing="$$missing orthanc-dicomweb"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -57,11 +59,19 @@ $(NNUNET_VENV)/.installed: requirements-nnunet.txt
 
 nnunet-extra: $(NNUNET_VENV)/.installed
 
+# The OHIF v3 viewer's prebuilt dist from the npm registry (sha512-checked), for the viewer
+# system test (headless Chromium through Playwright) and the demo.
+OHIF_STAMP := build/ohif/.ohif-3.12.10
+$(OHIF_STAMP): deploy/viewer/fetch_ohif.py
+	$(PYTHON) deploy/viewer/fetch_ohif.py build/ohif
+
+viewer: $(OHIF_STAMP)
+
 # --- the contract --------------------------------------------------------------
 demo: install
 	$(VENV)/bin/rgcds demo --out $(DEMO_OUT)
 
-test: install nnunet-extra
+test: install nnunet-extra $(OHIF_STAMP)
 	RGCDS_NNUNET_PYTHON=$(abspath $(NNUNET_VENV))/bin/python $(VENV)/bin/python -m pytest tests
 
 # --- developer helpers -------------------------------------------------------

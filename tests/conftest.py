@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 ORTHANC_BIN = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
 # Prefect: a private home per test session, the local ephemeral API, patience on a busy CI box.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rgcds-prefect-"))
@@ -84,8 +85,11 @@ class OrthancServer:
         for pid in self.get("/patients"):
             self.request("DELETE", f"/patients/{pid}")
 
-    def start(self, modalities: dict[str, list[Any]] | None = None) -> None:
-        config = {
+    def start(
+        self, modalities: dict[str, list[Any]] | None = None, dicomweb: bool = False
+    ) -> None:
+        """Start Orthanc; ``dicomweb`` loads its DICOMweb plugin (``/dicom-web``, ``/wado``)."""
+        config: dict[str, Any] = {
             "Name": "rgcds-test-pacs",
             "StorageDirectory": str(self.workdir / "storage"),
             "IndexDirectory": str(self.workdir / "index"),
@@ -105,6 +109,11 @@ class OrthancServer:
             "SaveJobs": False,
             "DicomScpTimeout": 30,
         }
+        if dicomweb:
+            config["Plugins"] = [DICOMWEB_PLUGIN]
+            config["DicomWeb"] = {
+                "Enable": True, "Root": "/dicom-web/", "EnableWado": True, "WadoRoot": "/wado"
+            }
         cfg = self.workdir / "orthanc.json"
         cfg.write_text(json.dumps(config, indent=2))
         log = (self.workdir / "orthanc.log").open("wb")
