@@ -68,8 +68,11 @@ $(OHIF_STAMP): deploy/viewer/fetch_ohif.py
 viewer: $(OHIF_STAMP)
 
 # --- the contract --------------------------------------------------------------
-demo: install
-	$(VENV)/bin/rgcds demo --out $(DEMO_OUT)
+# As a hospital runs it: a private Orthanc (DICOMweb) and `rgcds serve`, the demo studies pushed
+# with storescu, the results read back from the PACS, the OHIF address of each study printed.
+# `rgcds demo --out DIR` (no --pacs) is the same analysis offline; add --keep to look around.
+demo: install $(OHIF_STAMP)
+	$(VENV)/bin/rgcds demo --pacs --out $(DEMO_OUT)
 
 test: install nnunet-extra $(OHIF_STAMP)
 	RGCDS_NNUNET_PYTHON=$(abspath $(NNUNET_VENV))/bin/python $(VENV)/bin/python -m pytest tests

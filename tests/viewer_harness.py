@@ -1,10 +1,8 @@
 """The OHIF v3 viewer, as a reading room runs it, in headless Chromium (issue 18).
 
-* :class:`OhifServer` serves OHIF's prebuilt ``dist`` (``deploy/viewer/fetch_ohif.py``, which
-  ``make test`` runs) on a free loopback port and passes ``/dicom-web`` and ``/wado`` through
-  to an Orthanc with its DICOMweb plugin, so the viewer and the PACS share one origin (the
-  viewer's default deployment behind a reverse proxy). OHIF's own ``app-config.js`` is
-  replaced by one whose only data source is that Orthanc.
+* :func:`ohif_server` (:mod:`rgcds.demo.viewer`, as the demo runs it) serves OHIF's prebuilt
+  ``dist`` (``deploy/viewer/fetch_ohif.py``, which ``make test`` runs) on a free loopback
+  port in front of an Orthanc with its DICOMweb plugin, on one origin.
 * :func:`open_viewer` starts Debian's Chromium through Playwright (no browser download),
   opens a study in OHIF's viewer route and waits until OHIF has made its display sets.
 * :func:`viewer_state` reads what OHIF itself holds: ``window.services`` (display sets with
@@ -17,13 +15,8 @@ missing.
 
 from __future__ import annotations
 
-import http.server
 import shutil
-import socketserver
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,30 +24,12 @@ from typing import Any
 
 import pytest
 
+from rgcds.demo.orthanc import DICOMWEB_PLUGIN
+from rgcds.demo.viewer import ohif_server as _ohif_server
+
 ROOT = Path(__file__).resolve().parents[1]
 OHIF_DIST = ROOT / "build" / "ohif" / "dist"
-DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-APP_CONFIG = b"""window.config = {
-  routerBasename: '/', extensions: [], modes: [], showStudyList: true,
-  showWarningMessageForCrossOrigin: false, showCPUFallbackMessage: false,
-  showLoadingIndicator: false, investigationalUseDialog: { option: 'never' },
-  defaultDataSourceName: 'pacs',
-  dataSources: [{
-    namespace: '@ohif/extension-default.dataSourcesModule.dicomweb',
-    sourceName: 'pacs',
-    configuration: {
-      friendlyName: 'rgcds test PACS (Orthanc)', name: 'orthanc',
-      wadoUriRoot: '/wado', qidoRoot: '/dicom-web', wadoRoot: '/dicom-web',
-      qidoSupportsIncludeField: false, supportsReject: false,
-      imageRendering: 'wadors', thumbnailRendering: 'wadors', enableStudyLazyLoad: true,
-      supportsFuzzyMatching: false, supportsWildcard: true,
-      omitQuotationForMultipartRequest: true, bulkDataURI: { enabled: true },
-    },
-  }],
-};
-"""
 
 # What OHIF holds, read from its own services (OHIF sets window.services at start-up).
 STATE_JS = """() => {
@@ -83,9 +58,10 @@ STATE_JS = """() => {
   };
 }"""
 
-SHOW_JS = """(modality) => {
+SHOW_JS = """([modality, series]) => {
   const s = window.services;
-  const d = s.displaySetService.getActiveDisplaySets().find(x => x.Modality === modality);
+  const d = s.displaySetService.getActiveDisplaySets().find(
+    x => x.Modality === modality && (series === null || Number(x.SeriesNumber) === series));
   const viewportId = s.viewportGridService.getActiveViewportId();
   s.viewportGridService.setDisplaySetsForViewport({
     viewportId, displaySetInstanceUIDs: [d.displaySetInstanceUID] });
@@ -108,67 +84,6 @@ def require_viewer() -> None:
     pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.lock")
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    pacs_url = ""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, directory=str(OHIF_DIST), **kwargs)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def end_headers(self) -> None:
-        # OHIF's cross-origin isolation (SharedArrayBuffer for its volume loaders).
-        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-        super().end_headers()
-
-    def _send(self, status: int, body: bytes, content_type: str | None) -> None:
-        self.send_response(status)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path.startswith(("/dicom-web", "/wado")):
-            # Host is passed on so that Orthanc writes BulkDataURIs on this origin.
-            headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "host")}
-            request = urllib.request.Request(self.pacs_url + self.path, headers=headers)
-            try:
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    self._send(response.status, response.read(), response.headers["Content-Type"])
-            except urllib.error.HTTPError as error:
-                self._send(error.code, b"", None)
-            return
-        if path == "/app-config.js":
-            self._send(200, APP_CONFIG, "application/javascript")
-            return
-        if not (OHIF_DIST / path.lstrip("/")).is_file():
-            self.path = "/index.html"  # the viewer's client-side routes
-        super().do_GET()
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-
-
-@contextmanager
-def ohif_server(pacs_url: str) -> Iterator[str]:
-    """OHIF on a free loopback port in front of the Orthanc at ``pacs_url``; yields its URL."""
-    handler = type("Handler", (_Handler,), {"pacs_url": pacs_url.rstrip("/")})
-    server = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @contextmanager
 def open_viewer(url: str, study_uid: str, *, display_sets: int) -> Iterator[Any]:
     """A headless Chromium page with ``study_uid`` open in OHIF's viewer route, once OHIF
@@ -188,6 +103,10 @@ def open_viewer(url: str, study_uid: str, *, display_sets: int) -> Iterator[Any]
             page.on("console", lambda message: lines.append(f"{message.type}: {message.text}"))
             page.on("pageerror", lambda error: lines.append(f"pageerror: {error}"))
             page.console_lines = lines
+            # A reader who has seen OHIF's first-use tour: it would dim the screenshots.
+            page.add_init_script(
+                "localStorage.setItem('shownTours', JSON.stringify(['basicViewerTour']))"
+            )
             page.goto(f"{url}/viewer?StudyInstanceUIDs={study_uid}", timeout=180_000)
             page.wait_for_function(
                 "(n) => window.services && "
@@ -205,9 +124,10 @@ def viewer_state(page: Any) -> dict[str, Any]:
     return dict(page.evaluate(STATE_JS))
 
 
-def show(page: Any, modality: str) -> None:
-    """Put the study's first display set of ``modality`` in the active viewport."""
-    page.evaluate(SHOW_JS, modality)
+def show(page: Any, modality: str, series: int | None = None) -> None:
+    """Put the study's first display set of ``modality`` (of series number ``series``, when
+    given) in the active viewport."""
+    page.evaluate(SHOW_JS, [modality, series])
 
 
 def wait_for(page: Any, predicate: Any, timeout: float = 120.0) -> dict[str, Any]:
@@ -218,3 +138,9 @@ def wait_for(page: Any, predicate: Any, timeout: float = 120.0) -> dict[str, Any
         time.sleep(1.0)
         state = viewer_state(page)
     return state
+
+
+def ohif_server(pacs_url: str) -> Any:
+    """OHIF from the checkout's ``build/ohif/dist`` in front of ``pacs_url`` (a context
+    manager yielding its URL)."""
+    return _ohif_server(pacs_url, OHIF_DIST)

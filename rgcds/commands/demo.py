@@ -1,4 +1,5 @@
-"""``rgcds demo --out DIR``: the main job on embedded defaults, offline.
+"""``rgcds demo --out DIR``: the main job on embedded defaults, offline; ``--pacs``: the same
+as a hospital runs it (:mod:`rgcds.demo.hospital`: Orthanc, ``rgcds serve``, storescu, OHIF).
 
 Writes a synthetic glioblastoma study (T1, T1c, T2, FLAIR, MET-PET), analyses it with the
 shipped models exactly as the daemon would (sequence identification, registration, brain
@@ -40,9 +41,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", choices=["small", "full"], default="full")
     parser.add_argument("--no-postop", action="store_true",
                         help="skip the post-operative MR + MET-PET/CT pair")
+    parser.add_argument("--pacs", action="store_true",
+                        help="run it as a hospital does: a private Orthanc PACS, rgcds serve, "
+                             "the studies pushed with storescu, results read in OHIF")
+    parser.add_argument("--keep", action="store_true",
+                        help="with --pacs: leave the PACS, rgcds serve and the viewer running "
+                             "until Ctrl-C")
+    parser.add_argument("--viewer-port", type=int, default=0,
+                        help="with --pacs: the viewer's loopback port (0: a free one)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.pacs:
+        from rgcds.demo.hospital import DemoError
+        from rgcds.demo.hospital import run as run_hospital
+
+        try:
+            return run_hospital(args.out, seed=args.seed, size=args.size,
+                                postop=not args.no_postop, keep=args.keep,
+                                viewer_port=args.viewer_port)
+        except DemoError as error:
+            print(f"rgcds demo --pacs: {error}")
+            return 1
     settings = settings_and_logging(args)
     from rgcds.phantom import write_montage, write_study
     from rgcds.pipeline import StudyContext, run_study

@@ -55,6 +55,9 @@ class ObjectKind(StrEnum):
     """The SEG of the PET segments (BTV, residual tumour, CTV) on the PET or the MR grid."""
     PET_SC = "pet-sc"
     """The fused PET/MR (or PET-only) overlays."""
+    RANO_SR = "rano-sr"
+    """The RANO key measurements: a TID 1500 SR of the lesions' long and short axes only,
+    every group with image coordinates, as OHIF's SR viewport draws them."""
 
 
 SERIES_NUMBER: dict[ObjectKind, int] = {
@@ -64,6 +67,7 @@ SERIES_NUMBER: dict[ObjectKind, int] = {
     ObjectKind.PDF: 9904,
     ObjectKind.PET_SEG: 9905,
     ObjectKind.PET_SC: 9906,
+    ObjectKind.RANO_SR: 9907,
 }
 """Series numbers of the result series (high, to sort after the acquired series)."""
 
@@ -74,6 +78,7 @@ SERIES_DESCRIPTION: dict[ObjectKind, str] = {
     ObjectKind.PDF: f"rgcds tumour report PDF {RESEARCH_TAG}",
     ObjectKind.PET_SEG: f"rgcds PET BTV/residual/CTV SEG {RESEARCH_TAG}",
     ObjectKind.PET_SC: f"rgcds PET fusion overlays {RESEARCH_TAG}",
+    ObjectKind.RANO_SR: f"rgcds RANO key measurements SR {RESEARCH_TAG}",
 }
 
 _POSTOP_SERIES_DESCRIPTION: dict[ObjectKind, str] = {
@@ -81,6 +86,7 @@ _POSTOP_SERIES_DESCRIPTION: dict[ObjectKind, str] = {
     ObjectKind.SR: f"rgcds post-operative report SR {RESEARCH_TAG}",
     ObjectKind.SC: f"rgcds post-operative overlays {RESEARCH_TAG}",
     ObjectKind.PDF: f"rgcds post-operative report PDF {RESEARCH_TAG}",
+    ObjectKind.RANO_SR: f"rgcds post-operative RANO axes SR {RESEARCH_TAG}",
 }
 
 

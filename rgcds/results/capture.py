@@ -43,6 +43,7 @@ from rgcds.results.capture_render import (
     pet_key_slices,
     render_pet_slice,
     render_slice,
+    side_letters,
 )
 from rgcds.results.capture_render import BTV_COLOUR as BTV_COLOUR
 from rgcds.results.capture_render import CTV_COLOUR as CTV_COLOUR
@@ -174,7 +175,8 @@ def build_overlays(
         for k in chosen:
             caption = f"{name} slice {k + 1}/{source.shape[0]}  rgcds {__version__}"
             pixels = render_slice(
-                volume[k], segmentation.labels[k], window, caption, segmentation.postoperative
+                volume[k], segmentation.labels[k], window, caption, segmentation.postoperative,
+                sides=side_letters(source.slice_geometry(k)[1]),
             )
             images.append(_capture(
                 source, k, pixels, ObjectKind.SC, len(images), key, series_uid, analysed_at,
@@ -262,6 +264,7 @@ def build_pet_fusion(
             btv=btv[k] if btv is not None else None,
             ctv=ctv[k] if ctv is not None else None,
             caption=caption,
+            sides=side_letters(reference.slice_geometry(k)[1]),
         )
         images.append(_capture(
             reference, k, pixels, ObjectKind.PET_SC, index, key, series_uid, analysed_at,

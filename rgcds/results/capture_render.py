@@ -73,16 +73,44 @@ def _orientation(iop: Sequence[float]) -> tuple[str, str]:
     return (letter([float(x) for x in iop[:3]]), letter([float(x) for x in iop[3:]]))
 
 
+_OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
+
+
+def side_letters(iop: Sequence[float]) -> tuple[str, str]:
+    """The patient directions at the image's left and right edges (e.g. ``("R", "L")`` for
+    an axial slice seen from the feet, as radiologists read it)."""
+    row = _orientation(iop)[0]  # the direction in which the column index grows
+    return _OPPOSITE[row], row
+
+
+def _draw_sides(
+    draw: ImageDraw.ImageDraw, image: Image.Image, sides: tuple[str, str] | None, size: int
+) -> None:
+    """Burn the orientation letters in (banner size, on black) at the left and right edges,
+    below the middle (the PET colour bar ends at the middle)."""
+    if sides is None:
+        return
+    font = ImageFont.load_default(size=size)
+    y = image.height * 3 // 5 - size // 2
+    for text, left in ((sides[0], True), (sides[1], False)):
+        width = draw.textlength(text, font=font)
+        x = 6 if left else image.width - 6 - width
+        draw.rectangle((x - 3, y - 2, x + width + 3, y + size + 4), fill=(0, 0, 0))
+        draw.text((x, y), text, fill=(255, 255, 255), font=font)
+
+
 def render_slice(
     background: npt.NDArray[np.floating],
     labels: npt.NDArray[np.uint8],
     window: tuple[float, float],
     caption: str,
     postoperative: bool = False,
+    sides: tuple[str, str] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Render one slice as an RGB uint8 image with the overlay and burned-in text.
 
-    ``postoperative`` names the legend's regions with the post-operative labels.
+    ``postoperative`` names the legend's regions with the post-operative labels; ``sides``
+    (:func:`side_letters`) are burned in at the left and right edges.
     """
     lo, hi = window
     grey = np.clip((background.astype(np.float64) - lo) / (hi - lo), 0, 1) * 255
@@ -101,6 +129,7 @@ def render_slice(
         draw.text((12 + size // 2, y), name, fill=(255, 255, 255), font=small)
         y += max(10, size * 2 // 3) + 6
     draw.text((6, y), caption, fill=(255, 255, 255), font=small)
+    _draw_sides(draw, image, sides, size)
     return np.asarray(image, dtype=np.uint8)
 
 
@@ -148,6 +177,7 @@ def render_pet_slice(
     btv: npt.NDArray[np.bool_] | None = None,
     ctv: npt.NDArray[np.bool_] | None = None,
     caption: Sequence[str] = (),
+    sides: tuple[str, str] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Render one slice of the TBR (colour) over ``background`` (grey) or alone, as RGB.
 
@@ -167,6 +197,8 @@ def render_pet_slice(
         Masks whose contours are drawn (cyan, green).
     caption
         Lines written at the bottom left.
+    sides
+        Orientation letters at the left and right edges (:func:`side_letters`).
 
     Returns
     -------
@@ -221,4 +253,5 @@ def render_pet_slice(
     for text in caption:
         draw.text((6, y), text, fill=(255, 255, 255), font=small)
         y += line + 6
+    _draw_sides(draw, image, sides, size)
     return np.asarray(image, dtype=np.uint8)

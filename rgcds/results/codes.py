@@ -53,9 +53,15 @@ NEOPLASM = _sct("108369006", "Neoplasm")
 GLIOBLASTOMA = _sct("1163375002", "Glioblastoma")
 BRAIN = _sct("12738006", "Brain")
 
+ENHANCING_LESION = CodedConcept(
+    value="C113842", scheme_designator="NCIt", meaning="Enhancing Lesion"
+)
+"""Enhancing tumour, before and after surgery (SCT has no pre-coordinated concept; the
+model cards and the nnU-Net and MONAI importers code it so too)."""
+
 SEGMENT_TYPE: dict[Region, CodedConcept] = {
     Region.NCR: NECROSIS,
-    Region.ET: NEOPLASM,  # enhancing tumour: no pre-coordinated SCT concept; label says "enhancing"
+    Region.ET: ENHANCING_LESION,
     Region.ED: EDEMA,
 }
 """Segmented property type of each segment region."""
@@ -79,9 +85,6 @@ REGION_LABEL: dict[Region, str] = {
 # Post-operative labels (model card ``models/postop-unet-phantom/model.yaml``):
 # 1 resection cavity, 2 oedema (FLAIR hyperintensity), 3 residual enhancing tumour.
 BODY_CAVITY = _sct("91806002", "Body cavity")
-ENHANCING_LESION = CodedConcept(
-    value="C113842", scheme_designator="NCIt", meaning="Enhancing Lesion"
-)
 LESION = _sct("52988006", "Lesion")
 
 POSTOP_SEGMENT_TYPE: dict[Region, CodedConcept] = {
@@ -106,6 +109,26 @@ POSTOP_REGION_LABEL: dict[Region, str] = {
     Region.WT: "Whole lesion",
 }
 """Human-readable names of the regions of a post-operative study."""
+
+
+REGION_ABBREVIATION: dict[Region, str] = {r: r.value for r in Region}
+"""The BraTS sub-region abbreviations (NCR, ET, ED, TC, WT)."""
+
+POSTOP_REGION_ABBREVIATION: dict[Region, str] = {
+    Region.NCR: "RC",
+    Region.ET: "ET",
+    Region.ED: "ED",
+    Region.TC: "RC+ET",
+    Region.WT: "WL",
+}
+"""Abbreviations of a post-operative study's regions: resection cavity (RC), not necrotic core."""
+
+
+def region_tag(region: Region, postoperative: bool = False) -> str:
+    """The region's name and abbreviation, e.g. "Enhancing tumour (ET)", "Resection cavity
+    (RC)": the SEG segments' and SR groups' tracking identifiers and the PDF's rows."""
+    abbreviation = (POSTOP_REGION_ABBREVIATION if postoperative else REGION_ABBREVIATION)[region]
+    return f"{region_label(region, postoperative)} ({abbreviation})"
 
 
 def region_label(region: Region, postoperative: bool = False) -> str:
@@ -417,6 +440,7 @@ __all__ = [
     "radiomic_feature",
     "region_finding",
     "region_label",
+    "region_tag",
     "risk_group",
     "segment_type",
     "tracer",

@@ -208,7 +208,7 @@ def render_pages(content: ReportContent, algorithm: AlgorithmInfo | None = None)
         seg_name = f"{algorithm.display_name} {algorithm.version}" if algorithm else "-"
         volume_rows = [
             [
-                f"{codes.region_label(m.region, content.postoperative)} ({m.region.value})",
+                codes.region_tag(m.region, content.postoperative),
                 f"{m.volume_ml:.1f}",
             ]
             for m in content.regions

@@ -84,7 +84,7 @@ def segment_descriptions(
             algorithm_type=SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=algo,
             tracking_uid=key.uid("tracking", SEGMENT_NUMBER[region]),
-            tracking_id=f"{codes.region_label(region, postoperative)} ({region.value})",
+            tracking_id=codes.region_tag(region, postoperative),
             anatomic_regions=[codes.BRAIN],
             display_color=display_colour(REGION_COLOURS[region]),
         )

@@ -3,7 +3,8 @@
 Where each object goes (every object carries its study's identity, so one C-STORE per file
 to the PACS files it in the right study):
 
-* MR analysis (with or without PET): SEG, SR, SC overlays, fused PET/MR SC, PDF and the
+* MR analysis (with or without PET): SEG, SR, RANO key-measurement SR, SC overlays, fused
+  PET/MR SC, PDF and the
   PET segments' SEG on the MR grid -> the MR study;
 * the PET segments' SEG on the PET grid -> the PET study (usually a separate PET/CT study);
 * PET-only analysis (no MR partner): PET SEG, SR, PET SC and PDF -> the PET study.
@@ -34,7 +35,7 @@ from rgcds.results.content import (
 from rgcds.results.pdf import build_encapsulated_pdf
 from rgcds.results.pet_seg import build_pet_segmentation
 from rgcds.results.seg import build_segmentation
-from rgcds.results.sr import build_report
+from rgcds.results.sr import build_rano_report, build_report
 
 logger = structlog.get_logger(__name__)
 
@@ -129,7 +130,8 @@ def write_results(
     Returns
     -------
     WrittenResults
-        What was written: SEGs first, then the SR, the overlays and the PDF.
+        What was written: SEGs first, then the SR, the RANO key-measurement SR (when a
+        RANO lesion was placed on its slice), the overlays and the PDF.
 
     Raises
     ------
@@ -228,6 +230,15 @@ def write_results(
             predecessors=predecessors,
         )
         written.append(_save(sr, "sr", out_dir))
+        rano_sr = build_rano_report(
+            content,
+            source=source,
+            algorithm=segmentation.algorithm,
+            segmentation=segmentation,
+            predecessors=predecessors,
+        )
+        if rano_sr is not None:
+            written.append(_save(rano_sr, "rano-sr", out_dir))
         if overlays:
             for image in build_overlays(
                 source, segmentation, backgrounds=backgrounds, analysed_at=content.analysed_at

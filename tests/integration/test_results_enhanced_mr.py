@@ -77,7 +77,7 @@ def test_every_object_is_written(enhanced_run: dict[str, Any]) -> None:
     assert source.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4.4"
     assert int(source.NumberOfFrames) > 1
     assert len(_of(enhanced_run, "SEG", 9901)) == 1
-    assert len(_of(enhanced_run, "SR")) == 1
+    assert len(_of(enhanced_run, "SR", 9902)) == 1
     assert len(_of(enhanced_run, "OT", 9903)) >= 1
     assert len(_of(enhanced_run, "DOC")) == 1
     for ds, _path in enhanced_run["objects"]:
@@ -145,7 +145,7 @@ def _content(ds: pydicom.Dataset) -> list[pydicom.Dataset]:
 def test_sr_references_the_multiframe_image_with_frame_numbers(
     enhanced_run: dict[str, Any],
 ) -> None:
-    ((sr, _path),) = _of(enhanced_run, "SR")
+    ((sr, _path),) = _of(enhanced_run, "SR", 9902)
     source = enhanced_run["source"]
     sources = [
         item

@@ -10,8 +10,13 @@ from typing import Any
 
 import pydicom
 
+from rgcds.results._common import SERIES_NUMBER, ObjectKind
 from rgcds.store import Job, JobState
 from tests.conftest import require_tool
+
+RANO_SR_SERIES = str(SERIES_NUMBER[ObjectKind.RANO_SR])
+"""Series number of the RANO key-measurement SR, as Orthanc's simplified tags give it: the
+report SR of a study is the one SR not in this series."""
 
 
 def push_study(port: int, folder: Path, called_aet: str = "RGCDS", *extra: str) -> None:

@@ -25,7 +25,7 @@ from rgcds.logging import configure_logging
 from rgcds.pipeline import StudyContext, run_study
 from rgcds.store import JobState
 from tests.conftest import OrthancServer, free_port
-from tests.system.daemon_harness import push_study, sr_texts, wait_for_last_job
+from tests.system.daemon_harness import RANO_SR_SERIES, push_study, sr_texts, wait_for_last_job
 
 pytestmark = [pytest.mark.slow]
 
@@ -197,7 +197,8 @@ def test_daemon_receives_processes_and_delivers_to_orthanc(
     segs = [t.get("SeriesDescription", "") for t in tags if t["Modality"] == "SEG"]
     assert sum("tumour" in d for d in segs) == 1
     assert all("tumour" in d or "PET" in d for d in segs)  # + the PET SEGs (PET in the study)
-    assert modalities.count("SR") == 1
+    reports = [t for t in tags if t["Modality"] == "SR" and t.get("SeriesNumber") != RANO_SR_SERIES]
+    assert len(reports) == 1  # one report; the RANO key measurements beside it
     assert "DOC" in modalities
     studies = orthanc.studies()
     assert len(studies) == 1  # results went into the original study

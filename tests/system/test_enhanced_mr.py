@@ -18,7 +18,7 @@ from rgcds.config import DestinationSettings
 from rgcds.results.testing import write_enhanced_series
 from rgcds.store import JobState
 from tests.conftest import OrthancServer, free_port
-from tests.system.daemon_harness import push_study, wait_for_last_job
+from tests.system.daemon_harness import RANO_SR_SERIES, push_study, wait_for_last_job
 from tests.system.test_end_to_end import settings_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.orthanc, pytest.mark.dcmtk]
@@ -66,7 +66,8 @@ def test_enhanced_mr_study_gets_seg_sr_sc_and_pdf_in_orthanc(
         by_modality.setdefault(t["Modality"], []).append(t)
     tumour_segs = [t for t in by_modality.get("SEG", []) if "tumour" in t["SeriesDescription"]]
     assert len(tumour_segs) == 1, [t["SeriesDescription"] for t in results]
-    assert len(by_modality.get("SR", [])) == 1
+    reports = [t for t in by_modality.get("SR", []) if t.get("SeriesNumber") != RANO_SR_SERIES]
+    assert len(reports) == 1
     assert any("overlays" in t["SeriesDescription"] for t in by_modality.get("OT", []))
     assert len(by_modality.get("DOC", [])) == 1
     for t in results:

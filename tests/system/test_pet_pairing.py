@@ -22,6 +22,7 @@ from rgcds.logging import configure_logging
 from rgcds.phantom import PostopStudies, write_postop_study
 from rgcds.store import JobState
 from tests.conftest import OrthancServer, free_port, require_tool
+from tests.system.daemon_harness import RANO_SR_SERIES
 from tests.system.test_end_to_end import settings_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.orthanc, pytest.mark.dcmtk]
@@ -89,7 +90,8 @@ def _srs(orthanc: OrthancServer, study_uid: str) -> list[Any]:
     out = []
     for i in orthanc.instances():
         tags = orthanc.get(f"/instances/{i}/simplified-tags")
-        if tags["StudyInstanceUID"] == study_uid and tags["Modality"] == "SR":
+        if (tags["StudyInstanceUID"] == study_uid and tags["Modality"] == "SR"
+                and tags.get("SeriesNumber") != RANO_SR_SERIES):
             out.append(pydicom.dcmread(io.BytesIO(orthanc.request_raw(f"/instances/{i}/file"))))
     return out
 

@@ -7,11 +7,12 @@ RANO lesions placed on their slices). The OHIF v3 viewer (the npm registry's pre
 services, not from our files:
 
 * every object gets one of OHIF's SOP class handlers (image stack, SEG, SR, PDF);
-* OHIF's SR parser finds every measurement group of the report, in our order, and the RANO
-  lesions' long and short axes as two-point SCOORD polylines on a source MR image;
-* the SEG loads as one segmentation with the three sub-region segments, by their labels.
+* OHIF draws the RANO key-measurement SR: each lesion's long and short axes, two-point
+  SCOORD polylines, placed on its source MR image;
+* the SEG loads as one segmentation with the three sub-region segments, by their labels;
+* OHIF's SR parser finds every measurement group of the full report, in our order.
 
-Screenshots of the SEG on the MR are kept in the test's folder (and copied to
+Screenshots of the RANO axes and of the SEG on the MR are kept in the test's folder (and copied to
 ``$RGCDS_VIEWER_SHOTS`` when set, which is how ``docs/images`` was made).
 """
 
@@ -51,13 +52,7 @@ HANDLERS = {
 }
 
 
-OHIF_SR_VIEWPORT = (
-    "segments shown and every SR group parsed, but OHIF 3.12.10 (and 3.13.2) does not draw an "
-    "SR that has a measurement group without image coordinates: "
-    "_checkIfCanAddMeasurementsToDisplaySet reads coords[0] of every group, so the TID 1411 "
-    "volume, prediction and status groups stop the SR viewport (TypeError reading "
-    "'ReferencedSOPSequence'). Drawing the RANO axes needs an SR whose groups all carry SCOORD."
-)
+REPORT_SERIES, RANO_SERIES = 9902, 9907  # the full TID 1500 report; the RANO key measurements
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,20 +60,26 @@ class Case:
     study_uid: str
     mr_uids: frozenset[str]
     files: tuple[Path, ...]
-    tracking: tuple[str, ...]  # the SR's measurement groups, in our order
+    tracking: tuple[str, ...]  # the full SR's measurement groups, in our order
+    rano_tracking: tuple[str, ...]  # the RANO key-measurement SR's groups
     segments: tuple[str, ...]  # the SEG's segment labels, in segment-number order
 
 
 def _tracking(sr: pydicom.Dataset) -> list[str]:
+    """The tracking identifiers of the SR's measurement groups, once per tracking UID (OHIF
+    merges the groups of one UID, e.g. a segment's volume and its radiomics groups)."""
     out: list[str] = []
+    seen: set[str] = set()
 
     def walk(items: Any) -> None:
         for item in items:
             name = item.get("ConceptNameCodeSequence")
             if name and name[0].CodeValue == "125007":  # Measurement Group
-                for child in item.ContentSequence:
-                    if child.ConceptNameCodeSequence[0].CodeValue == "112039":
-                        out.append(str(child.TextValue))
+                found = {c.ConceptNameCodeSequence[0].CodeValue: c for c in item.ContentSequence}
+                uid = str(found["112040"].UID)  # Tracking Unique Identifier
+                if uid not in seen:
+                    seen.add(uid)
+                    out.append(str(found["112039"].TextValue))
             elif "ContentSequence" in item:
                 walk(item.ContentSequence)
 
@@ -100,7 +101,7 @@ def _case(directory: Path, postoperative: bool) -> Case:
         directory / "results",
         content,
         source=mr,
-        segmentation=SegmentationResult(labels, SEG_MODEL),
+        segmentation=SegmentationResult(labels, SEG_MODEL, postoperative=postoperative),
     )
     files = []
     for i, ds in enumerate(mr.datasets):
@@ -109,12 +110,17 @@ def _case(directory: Path, postoperative: bool) -> Case:
         ds.save_as(path, enforce_file_format=True)
         files.append(path)
     files += [o.path for o in written.objects]
-    by_kind = {o.kind: pydicom.dcmread(o.path) for o in written.objects if o.kind in ("sr", "seg")}
+    by_kind = {
+        o.kind: pydicom.dcmread(o.path)
+        for o in written.objects
+        if o.kind in ("sr", "rano-sr", "seg")
+    }
     return Case(
         study_uid=str(mr.datasets[0].StudyInstanceUID),
         mr_uids=frozenset(str(ds.SOPInstanceUID) for ds in mr.datasets),
         files=tuple(files),
         tracking=tuple(_tracking(by_kind["sr"])),
+        rano_tracking=tuple(_tracking(by_kind["rano-sr"])),
         segments=tuple(str(s.SegmentLabel) for s in by_kind["seg"].SegmentSequence),
     )
 
@@ -153,44 +159,63 @@ def test_ohif_shows_segments_and_parses_every_measurement(
     case = _case(tmp_path, postoperative)
     _upload(pacs, case.files)
     name = "postoperative" if postoperative else "preoperative"
-    with ohif_server(pacs.url) as url, open_viewer(url, case.study_uid, display_sets=5) as page:
-        state = wait_for(
-            page, lambda s: any(d["modality"] == "SR" and d["loaded"] for d in s["displaySets"])
-        )
-        sets = {d["modality"]: d for d in state["displaySets"]}
-        assert set(sets) == set(HANDLERS), state["displaySets"]
-        for modality, handler in HANDLERS.items():
-            assert sets[modality]["handler"] == handler
-            assert not sets[modality]["unsupported"], modality
+    with ohif_server(pacs.url) as url, open_viewer(url, case.study_uid, display_sets=6) as page:
+        state = wait_for(page, lambda s: len(s["displaySets"]) >= 6)
+        sets = {(d["modality"], int(d["seriesNumber"] or 0)): d for d in state["displaySets"]}
+        assert sorted({m for m, _ in sets}) == sorted(HANDLERS), state["displaySets"]
+        assert (("SR", REPORT_SERIES) in sets) and (("SR", RANO_SERIES) in sets), sets.keys()
+        for (modality, _), display_set in sets.items():
+            assert display_set["handler"] == HANDLERS[modality]
+            assert not display_set["unsupported"], modality
 
-        show(page, "SR")  # OHIF parses an SR when a viewport shows it
-        state = wait_for(
-            page,
-            lambda s: any(d["measurements"] for d in s["displaySets"] if d["modality"] == "SR"),
-        )
-        shot = tmp_path / f"ohif-{name}-sr.png"
+        # The RANO key measurements: OHIF draws each lesion's long and short axes on its slice.
+        show(page, "SR", RANO_SERIES)
+        state = wait_for(page, lambda s: any(m["loaded"] for m in _measurements(s, RANO_SERIES)))
+        page.wait_for_timeout(3000)  # let the viewport render the annotations
+        shot = tmp_path / f"ohif-{name}-rano.png"
         page.screenshot(path=str(shot))
-        measurements = next(d for d in state["displaySets"] if d["modality"] == "SR")[
-            "measurements"
-        ]
-        drawn = [m["tracking"] for m in measurements if m["loaded"]]
-        assert [m["tracking"] for m in measurements] == list(case.tracking)
-        rano = [m for m in measurements if m["tracking"].startswith("RANO lesion ")]
-        assert [m["tracking"] for m in rano] == ["RANO lesion 1", "RANO lesion 2"]
-        for lesion in rano:
+        _keep(shot)
+        drawn = _measurements(state, RANO_SERIES)
+        assert case.rano_tracking == ("RANO lesion 1", "RANO lesion 2")
+        assert [m["tracking"] for m in drawn] == list(case.rano_tracking)
+        assert all(m["loaded"] for m in drawn), drawn  # each one placed on its MR image
+        for lesion in drawn:
             assert [(c["valueType"], c["graphicType"], c["points"]) for c in lesion["coords"]] == [
                 ("SCOORD", "POLYLINE", 2),
                 ("SCOORD", "POLYLINE", 2),
             ], lesion
             assert {c["sop"] for c in lesion["coords"]} <= case.mr_uids
+            assert [label for label, _ in lesion["labels"]][:2] == ["Long axis", "Short axis"]
 
         show(page, "SEG")
         state = wait_for(page, lambda s: bool(s["segmentations"]))
         assert [g["segments"] for g in state["segmentations"]] == [list(case.segments)]
-        assert case.segments == ("Necrotic core", "Enhancing tumour", "Oedema") or postoperative
+        assert case.segments == (
+            ("Resection cavity", "Residual enhancing tumour", "Oedema")
+            if postoperative
+            else ("Necrotic core", "Enhancing tumour", "Oedema")
+        )
         shot = tmp_path / f"ohif-{name}-seg.png"
         page.screenshot(path=str(shot))
         _keep(shot)
-    if not drawn:
-        pytest.xfail(OHIF_SR_VIEWPORT)
-    assert drawn == ["RANO lesion 1", "RANO lesion 2"]
+
+        # The full report: OHIF's SR parser finds every group, in our order (it draws none of
+        # them: its SR viewport stops at the first group without image coordinates, which is
+        # why the RANO key measurements have their own SR).
+        show(page, "SR", REPORT_SERIES)
+        state = wait_for(page, lambda s: bool(_measurements(s, REPORT_SERIES)))
+        measurements = _measurements(state, REPORT_SERIES)
+        assert [m["tracking"] for m in measurements] == list(case.tracking)
+        rano = [m for m in measurements if m["tracking"].startswith("RANO lesion ")]
+        assert [m["tracking"] for m in rano] == ["RANO lesion 1", "RANO lesion 2"]
+        for lesion in rano:
+            assert len(lesion["coords"]) == 2
+            assert {c["sop"] for c in lesion["coords"]} <= case.mr_uids
+
+
+def _measurements(state: dict[str, Any], series: int) -> list[dict[str, Any]]:
+    """The measurements OHIF parsed from the SR display set of series number ``series``."""
+    for display_set in state["displaySets"]:
+        if display_set["modality"] == "SR" and int(display_set["seriesNumber"] or 0) == series:
+            return list(display_set["measurements"])
+    return []

@@ -59,7 +59,7 @@ def test_seg_segments_are_coded_and_identify_the_algorithm(seg: hd.seg.Segmentat
     assert [s.SegmentNumber for s in segments] == [1, 2, 3]
     assert [s.SegmentLabel for s in segments] == ["Necrotic core", "Enhancing tumour", "Oedema"]
     types = [s.SegmentedPropertyTypeCodeSequence[0].CodeValue for s in segments]
-    assert types == [codes.NECROSIS.value, codes.NEOPLASM.value, codes.EDEMA.value]
+    assert types == [codes.NECROSIS.value, codes.ENHANCING_LESION.value, codes.EDEMA.value]
     for s in segments:
         assert s.SegmentedPropertyCategoryCodeSequence[0].CodeValue == "49755003"
         assert s.SegmentedPropertyCategoryCodeSequence[0].CodingSchemeDesignator == "SCT"
@@ -177,6 +177,17 @@ def test_sr_references_seg_segments_with_shared_tracking_uids(
         volume = group.get_measurements(name=codes.VOLUME)[0]
         assert volume.unit.value == "ml"
         assert volume.value > 0
+    # The segments' radiomics: one group per sequence, the sequence as the group's method,
+    # sharing the segment's tracking UID.
+    radiomics = [
+        g for g in _tid1501(report)
+        if g.tracking_uid in set(seg_tracking.values())
+    ]
+    assert radiomics
+    for group in radiomics:
+        methods = [i for i in group[0].ContentSequence
+                   if i.ConceptNameCodeSequence[0].CodeValue == "370129005"]
+        assert len(methods) == 1 and not group.get_measurements(name=codes.VOLUME)
     evidence = {
         i.ReferencedSOPInstanceUID
         for i in sr.CurrentRequestedProcedureEvidenceSequence[0]
@@ -184,6 +195,11 @@ def test_sr_references_seg_segments_with_shared_tracking_uids(
         .ReferencedSOPSequence
     }
     assert evidence  # SEG and/or source images are recorded as evidence
+
+
+def _tid1501(report: hd.sr.EnhancedSR) -> list:
+    """The report's TID 1501 measurement groups (highdicom reads them as such)."""
+    return list(report.content.get_image_measurement_groups())
 
 
 def _flatten(ds: pydicom.Dataset) -> list[pydicom.Dataset]:

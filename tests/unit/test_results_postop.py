@@ -115,11 +115,11 @@ def test_postop_sr_names_the_cavity_not_a_necrotic_core(
     sr = build_report(postop_content, seg=postop_seg, source=source, algorithm=SEG_MODEL)
     text = _sr_text(sr)
     for name in (
-        "Resection cavity (NCR)",
+        "Resection cavity (RC)",
         "Residual enhancing tumour (ET)",
         "Oedema (ED)",
-        "Cavity + residual enhancement (TC)",
-        "Whole lesion (WT)",
+        "Cavity + residual enhancement (RC+ET)",
+        "Whole lesion (WL)",
         "Body cavity",
         "Enhancing Lesion",
     ):
@@ -155,8 +155,8 @@ def test_postop_pdf_table_uses_the_postoperative_names(
     monkeypatch.setattr(pdf_module, "_table", spy)
     ds = build_encapsulated_pdf(postop_content, source=source, algorithm=SEG_MODEL)
     cells = {cell for row in rows for cell in row}
-    assert "Resection cavity (NCR)" in cells
-    assert "Whole lesion (WT)" in cells
+    assert "Resection cavity (RC)" in cells
+    assert "Whole lesion (WL)" in cells
     assert not any("Necrotic" in cell for cell in cells)
     assert ds.SeriesDescription == "rgcds post-operative report PDF (research use only)"
 

@@ -1,4 +1,5 @@
-"""Comprehensive 3D SR with a TID 1500 Measurement Report of the analysis.
+"""Enhanced SR documents with a TID 1500 Measurement Report of the analysis (and the RANO
+key measurements alone).
 
 Content (one measurement group each, in this order):
 
@@ -21,6 +22,10 @@ Content (one measurement group each, in this order):
   referencing the CTV segment, and one group per prognosis item (risk score, risk group,
   median, covariates, whether MGMT was used, model provenance).
 
+The RANO key-measurement SR (:func:`build_rano_report`, its own series) repeats the RANO
+lesion groups that have coordinates, alone: OHIF v3 draws an SR only when every group has
+image coordinates.
+
 Evidence: the MR SEG and T1c series, the PET SEG(s) and the PET series. Instances of the
 SR's own study go into the Current Requested Procedure Evidence Sequence; those of the other
 (PET) study, acquired for another requested procedure, into the Pertinent Other Evidence
@@ -29,13 +34,14 @@ Sequence (PS3.3 C.17.2.3), as highdicom does.
 
 from __future__ import annotations
 
-from rgcds.results.sr.document import build_report, predecessor_sequence
+from rgcds.results.sr.document import build_rano_report, build_report, predecessor_sequence
 from rgcds.results.sr.items import SURVIVAL_TIMEPOINTS_DAYS, decision_rule, report_key
 from rgcds.results.sr.pet import residual_consistency
 from rgcds.results.sr.regions import referenced_segment
 
 __all__ = [
     "SURVIVAL_TIMEPOINTS_DAYS",
+    "build_rano_report",
     "build_report",
     "decision_rule",
     "predecessor_sequence",

@@ -1,5 +1,6 @@
-"""The Comprehensive 3D SR document: identity, evidence, Image Library, predecessors and
-:func:`build_report`, which puts the groups together."""
+"""The Enhanced SR documents: identity, evidence, Image Library, predecessors and
+:func:`build_report`, which puts the groups together, and :func:`build_rano_report`, the RANO
+lesions alone for a viewer to draw."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ from rgcds.results.sr.items import _Group, report_key
 from rgcds.results.sr.pet import _pet_groups
 from rgcds.results.sr.predictions import _prediction_groups
 from rgcds.results.sr.rano import _rano_groups
-from rgcds.results.sr.regions import _composite_groups, _segment_groups
+from rgcds.results.sr.regions import _composite_groups, _radiomics_groups, _segment_groups
 from rgcds.results.sr.status import _qualitative_container, _status_group
 
 logger = structlog.get_logger(__name__)
@@ -139,6 +140,116 @@ def predecessor_sequence(documents: Sequence[pydicom.Dataset]) -> list[pydicom.D
     return items
 
 
+def _observation_context(key: ResultKey) -> ObservationContext:
+    """rgcds as the observing device (TID 1004), the same device UID in every report."""
+    return ObservationContext(
+        observer_device_context=ObserverContext(
+            observer_type=pcodes.DCM.Device,
+            observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
+                uid=key.uid("observer-device"),
+                name="rgcds",
+                manufacturer_name=MANUFACTURER,
+                model_name=f"{MODEL_NAME} {__version__}",
+            ),
+        )
+    )
+
+
+def _document(
+    content: ReportContent,
+    key: ResultKey,
+    kind: ObjectKind,
+    report: MeasurementReport,
+    evidence: Sequence[pydicom.Dataset],
+) -> EnhancedSR:
+    """The Enhanced SR document of ``report`` in the ``kind`` series: instance 1, rgcds as
+    the manufacturer and contributing equipment, the private scheme declared, stamped with
+    the analysis time."""
+    sr = EnhancedSR(
+        evidence=list(evidence),
+        content=report,
+        series_instance_uid=key.series_uid(kind),
+        series_number=SERIES_NUMBER[kind],
+        sop_instance_uid=key.instance_uid(kind),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        series_description=series_description(kind, content.postoperative),
+        contributing_equipment=contributing_equipment(content.analysed_at),
+    )
+    declare_private_scheme(sr)
+    stamp(sr, content.analysed_at)
+    return sr
+
+
+def _supersede(sr: EnhancedSR, predecessors: Sequence[pydicom.Dataset]) -> None:
+    """List the earlier documents that ``sr`` supersedes in its Predecessor Documents
+    Sequence: RANO key measurements supersede earlier RANO key measurements, a report every
+    other earlier report (complete, provisional, "not analysed", fallback). A re-run of the
+    same analysis writes the same UIDs: it replaces, it does not supersede."""
+    rano = SERIES_NUMBER[ObjectKind.RANO_SR]
+    earlier = [
+        d
+        for d in predecessors
+        if str(d.SOPInstanceUID) != str(sr.SOPInstanceUID)
+        and (int(d.get("SeriesNumber") or 0) == rano) == (int(sr.SeriesNumber) == rano)
+    ]
+    if earlier:
+        sr.PredecessorDocumentsSequence = predecessor_sequence(earlier)
+
+
+def build_rano_report(
+    content: ReportContent,
+    *,
+    source: SourceSeries,
+    algorithm: AlgorithmInfo,
+    segmentation: SegmentationResult,
+    predecessors: Sequence[pydicom.Dataset] = (),
+) -> EnhancedSR | None:
+    """The RANO key-measurement SR: the lesions' long and short axes, for a viewer to draw.
+
+    A TID 1500 report in its own series (:attr:`ObjectKind.RANO_SR`) with the Image
+    Library and, under Imaging Measurements, only the RANO lesion groups that were found
+    again on their source slice: the same groups as in the full report (same tracking
+    identifiers and UIDs, same numbers, SCOORD polylines on the source image). Every group
+    has image coordinates, which is what OHIF v3's SR viewport needs to draw any of them
+    (it stops at the first group without coordinates, so it cannot draw the full report's
+    lesions next to its volumes, predictions and status). The full report stays the one
+    that holds every result; this one repeats a subset of it.
+
+    ``predecessors`` as for :func:`build_report`; only earlier RANO key-measurement SRs
+    are listed. Returns ``None`` when the study was not analysed or no lesion could be
+    placed.
+    """
+    if content.status is not ReportStatus.COMPLETE or content.rano is None:
+        return None
+    key = report_key(content, source, algorithm)
+    lesions, _sum = _rano_groups(content, key, source, segmentation, algorithm, placed_only=True)
+    if not lesions:
+        return None
+    report = MeasurementReport(
+        observation_context=_observation_context(key),
+        procedure_reported=codes.PROCEDURE_MR_BRAIN,
+        imaging_measurements=lesions,
+        referenced_images=_unique(list(source.datasets)),
+    )
+    sr = _document(
+        content,
+        key,
+        ObjectKind.RANO_SR,
+        report,
+        _evidence(list(source.datasets), content.study.study_instance_uid),
+    )
+    _supersede(sr, predecessors)
+    logger.info(
+        "rano_sr_built",
+        study_uid=key.study_instance_uid,
+        sop_instance_uid=sr.SOPInstanceUID,
+        lesions=len(lesions),
+    )
+    return sr
+
+
 def build_report(
     content: ReportContent,
     *,
@@ -198,15 +309,6 @@ def build_report(
     """
     analysed = content.status is ReportStatus.COMPLETE
     key = report_key(content, source, algorithm)
-    observer = ObserverContext(
-        observer_type=pcodes.DCM.Device,
-        observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
-            uid=key.uid("observer-device"),
-            name="rgcds",
-            manufacturer_name=MANUFACTURER,
-            model_name=f"{MODEL_NAME} {__version__}",
-        ),
-    )
     groups: list[_Group] = []
     pet = content.pet
     with_pet = analysed and pet is not None
@@ -215,6 +317,7 @@ def build_report(
         lesions, rano_sum = _rano_groups(content, key, source, segmentation, algorithm)
         groups += segment_groups + lesions
         groups += _composite_groups(content, key, algorithm, bool(segment_groups))
+        groups += _radiomics_groups(content, key, algorithm, bool(segment_groups))
         groups += rano_sum
         groups += _prediction_groups(content, key)
     if pet is not None and with_pet:
@@ -237,7 +340,7 @@ def build_report(
     if pet is not None and with_pet and pet.pet_source is not source:
         library += list(pet.pet_source.datasets)
     report = MeasurementReport(
-        observation_context=ObservationContext(observer_device_context=observer),
+        observation_context=_observation_context(key),
         procedure_reported=procedures if len(procedures) > 1 else procedures[0],
         imaging_measurements=groups,
         referenced_images=_unique(library) or None,
@@ -256,26 +359,10 @@ def build_report(
     placeholder = not evidence
     if placeholder:
         evidence = [_identity_dataset(content, key)]
-    sr = EnhancedSR(
-        evidence=evidence,
-        content=report,
-        series_instance_uid=key.series_uid(ObjectKind.SR),
-        series_number=SERIES_NUMBER[ObjectKind.SR],
-        sop_instance_uid=key.instance_uid(ObjectKind.SR),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        is_complete=True,
-        series_description=series_description(ObjectKind.SR, content.postoperative),
-        contributing_equipment=contributing_equipment(content.analysed_at),
-    )
+    sr = _document(content, key, ObjectKind.SR, report, evidence)
     if placeholder and "CurrentRequestedProcedureEvidenceSequence" in sr:
         del sr.CurrentRequestedProcedureEvidenceSequence
-    # A re-run of the same analysis writes the same UIDs: it replaces, it does not supersede.
-    earlier = [d for d in predecessors if str(d.SOPInstanceUID) != str(sr.SOPInstanceUID)]
-    if earlier:
-        sr.PredecessorDocumentsSequence = predecessor_sequence(earlier)
-    declare_private_scheme(sr)
-    stamp(sr, content.analysed_at)
+    _supersede(sr, predecessors)
     logger.info(
         "sr_built",
         study_uid=key.study_instance_uid,

@@ -37,8 +37,13 @@ def _rano_groups(
     source: SourceSeries | None,
     segmentation: SegmentationResult | None,
     algorithm: AlgorithmInfo | None,
+    *,
+    placed_only: bool = False,
 ) -> tuple[list[_Group], list[_Group]]:
     """The RANO lesions, numbered 1..n in report order, and the sum.
+
+    With ``placed_only``, only the lesions found again on their source slice (the groups
+    with coordinates), keeping their numbers; the RANO key-measurement SR is made of them.
 
     Returns ``(lesion groups, sum group)``. A lesion found again on its source slice
     (:func:`rgcds.results._geometry.lesion_axes`) has its long and short axes as SCOORD
@@ -64,6 +69,8 @@ def _rano_groups(
             uid=key.uid("tracking-rano", lesion.lesion), identifier=f"RANO lesion {number}"
         )
         found = axes.get(lesion.lesion)
+        if placed_only and found is None:
+            continue
         source_images = long_at = short_at = None
         if found is not None and source is not None:
             slice_image = source.slice_dataset(found.slice_index)

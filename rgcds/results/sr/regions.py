@@ -26,6 +26,7 @@ from highdicom.sr import (
 )
 from pydicom.multival import MultiValue
 
+from rgcds.enums import SeriesRole
 from rgcds.results import codes
 from rgcds.results._common import (
     ResultKey,
@@ -150,23 +151,57 @@ def referenced_segment(
 
 
 def _region_measurements(content: ReportContent, region: Region) -> list[Measurement]:
+    """The region's volume (its radiomic features are in :func:`_radiomics_groups`)."""
     volumes = {m.region: m for m in content.regions}
-    measurements = []
-    if region in volumes:
-        measurements.append(
-            Measurement(codes.VOLUME, float(volumes[region].volume_ml), codes.UNIT_ML)
-        )
+    if region not in volumes:
+        return []
+    return [Measurement(codes.VOLUME, float(volumes[region].volume_ml), codes.UNIT_ML)]
+
+
+def _radiomics_groups(
+    content: ReportContent,
+    key: ResultKey,
+    algorithm: AlgorithmInfo | None,
+    with_segments: bool,
+) -> list[_Group]:
+    """The radiomic features, one TID 1501 group per region and sequence, after the region
+    groups.
+
+    The sequence a feature's intensities come from is the group's Measurement Method, where
+    dcmqi and OHIF read it (they ignore a method on a single measurement). A group shares
+    its region group's tracking identifier and UID (the SEG segment's, for a segment), so a
+    viewer merges it into that region's measurement; it does not reference the segment
+    again, so that the groups that reference segments stay one per segment.
+    """
+    by_group: dict[tuple[Region, SeriesRole], list[Measurement]] = {}
     for feature in content.features:
-        if feature.region is region:
-            measurements.append(
-                Measurement(
-                    codes.radiomic_feature(feature.name, feature.ibsi_name, feature.sequence.value),
-                    float(feature.value),
-                    codes.unit(feature.unit),
-                    method=codes.SEQUENCE_METHOD[feature.sequence],
-                )
+        by_group.setdefault((feature.region, feature.sequence), []).append(
+            Measurement(
+                codes.radiomic_feature(feature.name, feature.ibsi_name, feature.sequence.value),
+                float(feature.value),
+                codes.unit(feature.unit),
             )
-    return measurements
+        )
+    algo = _segment_algorithm(algorithm)
+    groups: list[_Group] = []
+    for (region, sequence), measurements in by_group.items():
+        uid = (
+            key.uid("tracking", SEGMENT_NUMBER[region])
+            if with_segments and region.is_segment
+            else key.uid(f"tracking-{region.value}")
+        )
+        groups.append(
+            MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(
+                    uid=uid, identifier=codes.region_tag(region, content.postoperative)
+                ),
+                finding_type=codes.region_finding(region, content.postoperative),
+                method=codes.SEQUENCE_METHOD[sequence],
+                algorithm_id=algo,
+                measurements=measurements,
+            )
+        )
+    return groups
 
 
 def _segment_algorithm(algorithm: AlgorithmInfo | None) -> AlgorithmIdentification | None:
@@ -194,7 +229,7 @@ def _segment_groups(
     groups: list[_Group] = []
     for region in SEGMENT_REGIONS:
         number = SEGMENT_NUMBER[region]
-        label = f"{codes.region_label(region, content.postoperative)} ({region.value})"
+        label = codes.region_tag(region, content.postoperative)
         measurements = _region_measurements(content, region)
         groups.append(
             VolumetricROIMeasurementsAndQualitativeEvaluations(
@@ -239,7 +274,7 @@ def _composite_groups(
     groups: list[_Group] = []
     for region in regions:
         measurements = _region_measurements(content, region)
-        label = f"{codes.region_label(region, content.postoperative)} ({region.value})"
+        label = codes.region_tag(region, content.postoperative)
         evaluations = midline if region is Region.WT else []
         groups.append(
             MeasurementsAndQualitativeEvaluations(
