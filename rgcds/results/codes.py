@@ -167,7 +167,7 @@ def algorithm_family(name: str) -> CodedConcept:
 LATERALITY: dict[Hemisphere, CodedConcept] = {
     Hemisphere.LEFT: _sct("7771000", "Left"),
     Hemisphere.RIGHT: _sct("24028007", "Right"),
-    Hemisphere.BILATERAL: _sct("51440002", "Right and left"),
+    Hemisphere.BILATERAL: _sct("51440002", "Bilateral"),  # CID 244's meaning
 }
 
 LOBE: dict[Lobe, CodedConcept] = {
@@ -179,7 +179,7 @@ LOBE: dict[Lobe, CodedConcept] = {
     Lobe.CORPUS_CALLOSUM: _sct("88442005", "Corpus callosum"),
     Lobe.BASAL_GANGLIA: private("BASAL-GANGLIA", "Basal ganglia"),
     Lobe.THALAMUS: _sct("42695009", "Thalamus"),
-    Lobe.BRAINSTEM: _sct("119238007", "Brain stem"),
+    Lobe.BRAINSTEM: _sct("119238007", "Brain Stem"),  # CID 7140's meaning
     Lobe.CEREBELLUM: _sct("113305005", "Cerebellum"),
 }
 
@@ -273,9 +273,16 @@ STANDARDIZED_UPTAKE_VALUE_BW = _dcm("126401", "SUVbw")
 MAXIMUM = _sct("56851009", "Maximum")
 MEAN = _sct("373098007", "Mean")
 PEAK = _dcm("126031", "Peak Value Within ROI")
-TBR = private("TBR", "Tumour-to-background uptake ratio")
+TBR = _dcm("126039", "Lesion to Background SUV Ratio")
+"""The tumour-to-background ratio (CID 7466; DICOM defines it as the general concept of a
+TBR; the ratio is the same whether or not the PET is SUV-calibrated)."""
+METABOLIC_VOLUME = _dcm("126032", "Metabolic Volume")
+"""The BTV's volume: a volume found from the metabolic activity on PET (CID 7466)."""
+RANO_METHOD = CodedConcept(value="C114879", scheme_designator="NCIt", meaning="RANO")
+"""The measurement method of the RANO lesion groups (CID 6147, Response Criteria)."""
 TBR_THRESHOLD = private("TBR-THRESHOLD", "BTV threshold (tumour-to-background ratio)")
-BACKGROUND_UPTAKE = private("PET-BACKGROUND", "Mean background uptake")
+BACKGROUND_UPTAKE = _dcm("126040", "Background for Lesion to Background SUV Ratio")
+"""The background the TBR divides by (CID 7466), in the PET's units."""
 BACKGROUND_METHOD = private("PET-BG-METHOD", "Background region method")
 PET_UNITS = private("PET-UNITS", "PET uptake units")
 PET_ANALYSIS = private("PET-ANALYSIS", "Amino-acid PET analysis")
@@ -374,6 +381,7 @@ __all__ = [
     "MEAN",
     "MEDIAN_OS",
     "MEDIAN_TTR",
+    "METABOLIC_VOLUME",
     "MGMT_USED",
     "MORPHOLOGICALLY_ABNORMAL_STRUCTURE",
     "NECROSIS",
@@ -400,6 +408,7 @@ __all__ = [
     "PROCESSING_EQUIPMENT",
     "RADIOPHARMACEUTICAL",
     "RANO_LESION",
+    "RANO_METHOD",
     "REASON",
     "REGION_FINDING",
     "REGION_LABEL",

@@ -240,7 +240,9 @@ def find_partner(jobs: JobStore, study_uid: str, window_days: int) -> Partner | 
     """The nearest received study of the other modality of the same patient, in the window.
 
     A candidate whose latest job is still receiving is left out (it may be incomplete), and
-    so is one without a study date (the window cannot be checked).
+    so is one without a study date (the window cannot be checked), and so is a study that
+    holds both an MR and a PET series (a combined MR + PET study, or a PET/MR): its PET is
+    read with its own MR, and a pre-operative study's PET is no post-operative MR's partner.
     """
     record_new_studies(jobs)
     want = wanted_modality(jobs.study_modalities(study_uid))
@@ -250,7 +252,8 @@ def find_partner(jobs: JobStore, study_uid: str, window_days: int) -> Partner | 
     key, date = own
     best: tuple[int, str] | None = None
     for uid, other_date in jobs.patient_studies(key):
-        if uid == study_uid or want not in jobs.study_modalities(uid):
+        modalities = jobs.study_modalities(uid)
+        if uid == study_uid or want not in modalities or wanted_modality(modalities) is None:
             continue
         latest = jobs.latest_job(uid)
         if latest is None or latest.state is JobState.RECEIVING:

@@ -134,6 +134,28 @@ def test_pet_study_pairs_with_mr_of_same_patient_in_window(tmp_path: Path) -> No
         assert find_partner(jobs, other, window_days=14) is None
 
 
+def test_a_study_with_its_own_mr_and_pet_is_nobody_s_partner(tmp_path: Path) -> None:
+    # The pre-operative study (MR + PET) of a patient, then the post-operative MR study a
+    # few days later, before its PET/CT has arrived: no pairing with the old study's PET.
+    with JobStore(tmp_path / "jobs.sqlite") as jobs:
+        preop, postop, petct = generate_uid(), generate_uid(), generate_uid()
+        for modality, sop_class in (("MR", MR_CLASS), ("PT", PET_CLASS)):
+            _instance(tmp_path, jobs, study=preop, modality=modality, patient="P1",
+                      date="20260110", sop_class=sop_class)
+        _instance(tmp_path, jobs, study=postop, modality="MR", patient="P1", date="20260115",
+                  sop_class=MR_CLASS)
+        _complete(jobs, preop)
+        _complete(jobs, postop)
+        assert find_partner(jobs, postop, window_days=14) is None
+        _instance(tmp_path, jobs, study=petct, modality="PT", patient="P1", date="20260118",
+                  sop_class=PET_CLASS)
+        _complete(jobs, petct)
+        partner = find_partner(jobs, postop, window_days=14)
+        assert partner is not None and partner.study_uid == petct
+        back = find_partner(jobs, petct, window_days=14)
+        assert back is not None and back.study_uid == postop
+
+
 def test_a_partner_still_receiving_is_not_used(tmp_path: Path) -> None:
     with JobStore(tmp_path / "jobs.sqlite") as jobs:
         mr, pet = generate_uid(), generate_uid()

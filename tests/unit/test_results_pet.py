@@ -206,12 +206,13 @@ def test_sr_pet_group_values_codes_and_units(
     )
     assert sr.StudyInstanceUID == mr.study_instance_uid
     nums = _nums(sr)
-    assert nums[("Tumour-to-background uptake ratio", "Maximum")] == (pytest.approx(3.41), "1")
-    assert nums[("Tumour-to-background uptake ratio", "Mean")] == (pytest.approx(1.87), "1")
+    assert nums[("Lesion to Background SUV Ratio", "Maximum")] == (pytest.approx(3.41), "1")
+    assert nums[("Lesion to Background SUV Ratio", "Mean")] == (pytest.approx(1.87), "1")
     assert nums[("SUVbw", "Maximum")] == (pytest.approx(4.62), "{SUVbw}g/ml")
     assert nums[("SUVbw", "Mean")] == (pytest.approx(2.53), "{SUVbw}g/ml")
     assert nums[("SUVbw", "Peak Value Within ROI")] == (pytest.approx(4.11), "{SUVbw}g/ml")
-    assert nums[("Mean background uptake", "Mean")] == (pytest.approx(1.355), "{SUVbw}g/ml")
+    background = ("Background for Lesion to Background SUV Ratio", "Mean")
+    assert nums[background] == (pytest.approx(1.355), "{SUVbw}g/ml")
     assert nums[("BTV threshold (tumour-to-background ratio)", "")][0] == pytest.approx(1.3)
     assert nums[("PET-to-MR normalised mutual information", "")][0] == pytest.approx(1.142)
     assert nums[("Probability of residual tumour", "")][0] == pytest.approx(0.83)
@@ -299,7 +300,8 @@ def test_sr_without_suv_reports_arbitrary_units(mr: SourceSeries, pet_source: So
     sr = build_report(content, seg=seg, source=mr, algorithm=SEG_MODEL)
     nums = _nums(sr)
     assert not any(name == "SUVbw" for name, _ in nums)
-    assert nums[("Mean background uptake", "Mean")] == (pytest.approx(2710.0), "[arb'U]")
+    background = ("Background for Lesion to Background SUV Ratio", "Mean")
+    assert nums[background] == (pytest.approx(2710.0), "[arb'U]")
     assert _texts(sr)["PET uptake units"] == [PET_UNITS_ARBITRARY]
     rows = dict((k, v) for k, v in pet_rows(pet))
     assert rows["SUVmax"].startswith("-") and "a.u." in rows["Background mean"]

@@ -315,7 +315,7 @@ def test_segment_side_is_computed_from_the_mask_when_the_tumour_crosses_the_midl
         sides.append(_children(site)[0].ConceptCodeSequence[0].CodeMeaning)
     # The nested spheres sit right of the image centre (patient's left in LPS, +x).
     assert sides[0] == "Left"  # the necrotic core lies wholly on one side
-    assert "Right and left" in sides  # the oedema spans the midline
+    assert "Bilateral" in sides  # the oedema spans the midline
 
 
 def test_a_later_report_names_the_one_it_supersedes(

@@ -74,7 +74,7 @@ def _pet_measurements(pet: PetReport) -> list[Measurement]:
             derivation=codes.MEAN,
         ),
         Measurement(codes.TBR_THRESHOLD, float(pet.threshold_tbr), codes.UNIT_ONE),
-        Measurement(codes.VOLUME, float(pet.btv_ml), codes.UNIT_ML),
+        Measurement(codes.METABOLIC_VOLUME, float(pet.btv_ml), codes.UNIT_ML),
     ]
     if pet.registration is not None and pet.registration.nmi is not None:
         items.append(

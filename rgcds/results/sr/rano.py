@@ -89,6 +89,7 @@ def _rano_groups(
                 tracking_identifier=tracking,
                 finding_type=finding,
                 finding_category=codes.RANO_LESION,
+                method=codes.RANO_METHOD,
                 algorithm_id=algo,
                 finding_sites=site,
                 source_images=source_images,
