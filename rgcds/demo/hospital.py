@@ -177,14 +177,18 @@ def _push(port: int, study: DemoStudy) -> None:
 def _result_series(pacs: Orthanc) -> dict[str, list[tuple[int, str, str, int]]]:
     """rgcds's series per study in the PACS: (series number, modality, description,
     instances), in series-number order."""
+    study_uids = {
+        study["ID"]: study["MainDicomTags"]["StudyInstanceUID"]
+        for study in pacs.get("/studies?expand")
+    }
     found: dict[str, list[tuple[int, str, str, int]]] = {}
-    for series_id in pacs.get("/series"):
-        tags = pacs.get(f"/series/{series_id}")
+    for tags in pacs.get("/series?expand"):  # two requests per poll, whatever the PACS holds
         main = tags.get("MainDicomTags", {})
         if not str(main.get("SeriesDescription", "")).startswith("rgcds"):
             continue
-        study = pacs.get(f"/studies/{tags['ParentStudy']}")
-        uid = study["MainDicomTags"]["StudyInstanceUID"]
+        uid = study_uids.get(tags["ParentStudy"])
+        if uid is None:  # a study stored between the two requests
+            continue
         found.setdefault(uid, []).append((
             int(main.get("SeriesNumber") or 0), str(main.get("Modality", "")),
             str(main["SeriesDescription"]), len(tags.get("Instances", [])),
