@@ -9,8 +9,9 @@ PIP    := $(PY) -m pip
 APT_PACKAGES := orthanc orthanc-dicomweb dcmtk dicom3tools strace chromium
 DEMO_OUT ?= demo-out
 NNUNET_VENV ?= .venv-nnunet
+BENCH_VENV ?= .venv-bench
 
-.PHONY: demo test install system-deps lock lint typecheck bench clean train-extra nnunet-extra viewer
+.PHONY: demo test install system-deps lock lint typecheck bench clean train-extra nnunet-extra bench-extra viewer
 
 # --- system packages -------------------------------------------------------
 system-deps:
@@ -59,6 +60,16 @@ $(NNUNET_VENV)/.installed: requirements-nnunet.txt
 
 nnunet-extra: $(NNUNET_VENV)/.installed
 
+# The bench environment: the BraTS organisers' brats-evaluation (pinned in requirements-bench.txt),
+# the peer metric that bench/segmentation.py scores with; apart from the daemon's venv.
+$(BENCH_VENV)/.installed: requirements-bench.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade "pip>=25"
+	$(BENCH_VENV)/bin/python -m pip install -q -r requirements-bench.txt
+	touch $@
+
+bench-extra: $(BENCH_VENV)/.installed
+
 # The OHIF v3 viewer's prebuilt dist from the npm registry (sha512-checked), for the viewer
 # system test (headless Chromium through Playwright) and the demo.
 OHIF_STAMP := build/ohif/.ohif-3.12.10
@@ -93,4 +104,4 @@ bench: install
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) $(NNUNET_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(NNUNET_VENV) $(BENCH_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache

@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "inference": ["--quick"],
     "radiomics_parallel": ["--quick"],
     "segmentation_qc": ["--n", "3"],
+    "segmentation": ["--n", "1", "--sets", "synth,phantom"],
     "brain_extraction": ["--subjects", "2", "--postop", "1"],
     "missing_sequences": ["--seeds", "200001"],
     "pet": ["--n", "3"],
