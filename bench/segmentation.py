@@ -62,6 +62,51 @@ def load() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
+#: (model, set, seed) -> the axial slice through the truth's centre: T1c, FLAIR, truth, prediction.
+SLICES: dict[tuple[str, str, int], tuple[np.ndarray, ...]] = {}
+
+
+def _slices(t1c: np.ndarray, flair: np.ndarray, truth: np.ndarray,
+            predicted: np.ndarray) -> tuple[np.ndarray, ...]:
+    z = round(float(np.argwhere(truth > 0)[:, 0].mean())) if truth.any() else \
+        truth.shape[0] // 2
+    return tuple(np.asarray(a[z], dtype=np.float32) for a in (t1c, flair, truth, predicted))
+
+
+def montage(rows: list[dict[str, Any]], model: str, path: Path) -> None:
+    """Best, median and worst two cases of ``model`` (by Dice WT): T1c and FLAIR, truth
+    outline green, prediction outline red."""
+    from PIL import Image, ImageDraw
+    from scipy.ndimage import binary_erosion
+
+    scored = sorted((r for r in rows if r["model"] == model and r.get("dice_wt") is not None),
+                    key=lambda r: r["dice_wt"], reverse=True)
+    if not scored:
+        return
+    mid = len(scored) // 2
+    picks = list({id(r): r for r in (*scored[:2], *scored[max(0, mid - 1):mid + 1],
+                                       *scored[-2:])}.values())
+    size = 224
+    sheet = Image.new("RGB", (2 * size * 3, (size + 18) * 2), "black")
+    draw = ImageDraw.Draw(sheet)
+    for n, row in enumerate(picks[:6]):
+        t1c, flair, truth, predicted = SLICES[(model, row["set"], row["seed"])]
+        for k, grey in enumerate((t1c, flair)):
+            lo, hi = np.percentile(grey, (1, 99.5))
+            g = np.clip((grey - lo) / max(hi - lo, 1e-6), 0, 1) * 255
+            rgb = np.repeat(g[..., None], 3, axis=2).astype(np.uint8)
+            for mask, colour in ((truth > 0, (0, 255, 0)), (predicted > 0, (255, 0, 0))):
+                rgb[mask & ~binary_erosion(mask)] = colour
+            tile = Image.fromarray(rgb).resize((size, size), Image.NEAREST)
+            x, y = (n % 3) * 2 * size + k * size, (n // 3) * (size + 18)
+            sheet.paste(tile, (x, y + 18))
+        draw.text(((n % 3) * 2 * size + 4, (n // 3) * (size + 18) + 3),
+                  f"{row['set']} seed {row['seed']}: Dice WT {row['dice_wt']:.3f} "
+                  f"(truth {row['truth_wt_ml']} ml)", fill="white")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
 def _write(array: np.ndarray, like: sitk.Image, path: Path) -> None:
     image = sitk.GetImageFromArray(array.astype(np.uint8))
     image.CopyInformation(like)
@@ -94,6 +139,7 @@ def synth_case(seed: int, model: str, models_root: Path, tmp: Path) -> tuple[
                                  flip_dice=whole_tumour_dice(labels, mirrored))
     grid = sitk.GetImageFromArray(case.labels.astype(np.uint8))
     grid.SetSpacing((2.0,) * 3)
+    SLICES[(model, "synth", seed)] = _slices(case.images[1], case.images[3], case.labels, labels)
     return labels, case.labels, grid, {"qc_passed": verdict.passed, "qc_reason": verdict.reason,
                                        "seconds": round(seconds, 1)}
 
@@ -144,6 +190,7 @@ def dicom_case(kind: str, seed: int, model: str, models_root: Path, tmp: Path) -
     from rgcds.phantom import write_study
     from rgcds.pipeline import StudyContext, stages
     from rgcds.results.testing import write_enhanced_series
+    from rgcds.study import SeriesRole
 
     study = write_study(tmp / f"{kind}-{seed}", seed=seed, size="small", with_pet=False)
     if kind == "enhanced":
@@ -174,6 +221,13 @@ def dicom_case(kind: str, seed: int, model: str, models_root: Path, tmp: Path) -
         passed, reason = False, str(exc)
     predicted = sitk.GetArrayFromImage(seg.labels_native)
     truth = sitk.GetArrayFromImage(truth_image)
+    # The model grid lies in the T1c's physical frame (every series registered to it).
+    t1c = converted.volumes[SeriesRole.T1C].image
+    flair = seg.model_images.get("FLAIR")
+    flair_on_t1c = t1c if flair is None else sitk.Resample(flair, t1c, sitk.Transform(),
+                                                           sitk.sitkLinear, 0.0)
+    SLICES[(model, kind, seed)] = _slices(sitk.GetArrayFromImage(t1c),
+                                          sitk.GetArrayFromImage(flair_on_t1c), truth, predicted)
     roles = sorted(r.value for r in converted.volumes)
     return predicted, truth, truth_image, {"qc_passed": passed, "qc_reason": reason,
                                            "seconds": round(seconds, 1), "roles": roles}
@@ -271,6 +325,8 @@ def main() -> int:
     parser.add_argument("--evaluator", type=Path, default=EVALUATOR,
                         help="python of the environment holding brats-evaluation")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--montage", type=Path, help="PNG of the first model's best, median "
+                        "and worst two cases (T1c, FLAIR; truth green, prediction red)")
     args = parser.parse_args()
     models = args.model or ["brats-unet-phantom"]
     kinds = [k for k in args.sets.split(",") if k]
@@ -288,6 +344,8 @@ def main() -> int:
                                 args.evaluator)
     lines = table(rows, models)
     print("\n".join(lines))
+    if args.montage:
+        montage(rows, models[0], args.montage)
     print(f"load after: {load()}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "summary": lines}, indent=1) + "\n")
