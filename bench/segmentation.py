@@ -119,7 +119,6 @@ def synth_case(seed: int, model: str, models_root: Path, tmp: Path) -> tuple[
     """A held-out domain-randomised sample segmented on the model grid."""
     from rgcds.analysis.qc import check_segmentation, whole_tumour_dice
     from rgcds.inference import ModelRegistry, segment, select_backend
-    from rgcds.inference.segment import normalise
     from rgcds.pipeline.stages import remove_small_components
     from rgcds.settings import QcSettings
     from rgcds.training.segmentation.data import read_case, write_phantom_case
@@ -127,7 +126,7 @@ def synth_case(seed: int, model: str, models_root: Path, tmp: Path) -> tuple[
     case = read_case(write_phantom_case(seed, tmp / "synth", kind="synth"))
     card = ModelRegistry(models_root).get(model)
     backend = select_backend(card, "onnxruntime")
-    x = normalise(case.images, card.inputs.normalisation, case.brain)
+    x = case.images  # segment() normalises as the card says (z-score in the brain)
     start = time.perf_counter()
     labels = remove_small_components(segment(x, card, backend, brain_mask=case.brain),
                                      (2.0,) * 3)
