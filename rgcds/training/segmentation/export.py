@@ -127,6 +127,8 @@ def evaluate(args: argparse.Namespace, log: _Log) -> dict[str, float]:
     from rgcds.inference import load_card, segment, select_backend
 
     kind: SegmentationKind = KINDS[args.kind]
+    # The held-out cases may come from another generator (--eval-kind).
+    held_out: SegmentationKind = KINDS[getattr(args, "eval_kind", None) or args.kind]
     card = load_card(args.out)
     backend = select_backend(card, "onnxruntime", threads=args.threads)
     folders = list_cases(args.test_dir)
@@ -143,7 +145,8 @@ def evaluate(args: argparse.Namespace, log: _Log) -> dict[str, float]:
     seeds = sorted(int(f.name.split("-")[-1]) for f in folders if f.name.startswith("phantom-"))
     data["validation"] = {
         "dataset": (
-            f"{len(scores)} held-out synthetic phantoms (rgcds.phantom.{kind.simulator}, size "
+            f"{len(scores)} held-out synthetic phantoms (rgcds.phantom.{held_out.simulator}, "
+            "size "
             f"'small', seeds {seeds[0] if seeds else '?'}..{seeds[-1] if seeds else '?'}), "
             "never seen in training or model selection"
         ),
