@@ -11,6 +11,8 @@ import SimpleITK as sitk
 import structlog
 from numpy.typing import NDArray
 
+from rgcds.imaging.bidimensional import bidimensional_axes
+
 logger = structlog.get_logger(__name__)
 
 
@@ -58,81 +60,15 @@ def to_axial(labels: sitk.Image) -> sitk.Image:
     )
 
 
-def _pixel_corners(
-    rows: NDArray[np.intp], cols: NDArray[np.intp], sy: float, sx: float
-) -> NDArray[np.float64]:
-    # Physical in-plane coordinates (x, y) of the four corners of every pixel.
-    x = cols.astype(float) * sx
-    y = rows.astype(float) * sy
-    offsets = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
-    pts = np.concatenate([np.stack([x + ox * sx, y + oy * sy], axis=1) for ox, oy in offsets])
-    return np.unique(pts, axis=0)
-
-
-def _hull_points(points: NDArray[np.float64]) -> NDArray[np.float64]:
-    if len(points) < 4:
-        return points
-    try:
-        from scipy.spatial import ConvexHull
-
-        hull = ConvexHull(points)
-        return points[hull.vertices]
-    except Exception:
-        return points
-
-
 def bidimensional(
     mask2d: NDArray[np.bool_], spacing_yx: tuple[float, float]
 ) -> tuple[float, float]:
-    """Longest diameter and longest perpendicular chord (mm) of a 2D region.
-
-    The longest diameter is the maximum Feret diameter over pixel outlines (edge to edge).
-    The perpendicular diameter is the longest chord of the region perpendicular to it,
-    measured on pixel outlines at every position along the longest diameter.
-
-    Parameters
-    ----------
-    mask2d
-        Boolean in-plane mask (rows = y, columns = x).
-    spacing_yx
-        Pixel spacing (row, column) in mm.
-
-    Returns
-    -------
-    tuple of float
-        ``(longest_mm, perpendicular_mm)``; ``(0, 0)`` for an empty mask.
-    """
-    rows, cols = np.nonzero(mask2d)
-    if rows.size == 0:
+    """Longest diameter and longest perpendicular chord (mm) of a 2D region, ``(0, 0)`` for
+    an empty one: :func:`rgcds.imaging.bidimensional.bidimensional_axes` without the ends."""
+    measured = bidimensional_axes(mask2d, spacing_yx)
+    if measured is None:
         return 0.0, 0.0
-    sy, sx = spacing_yx
-    corners = _pixel_corners(rows, cols, sy, sx)
-    hull = _hull_points(corners)
-    diffs = hull[:, None, :] - hull[None, :, :]
-    dist = np.sqrt((diffs**2).sum(axis=-1))
-    i, j = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    longest = float(dist[i, j])
-    if longest == 0.0:
-        return 0.0, 0.0
-    u = (hull[j] - hull[i]) / longest
-    v = np.array([-u[1], u[0]])
-    centres = np.stack([cols * sx, rows * sy], axis=1).astype(float)
-    pu = centres @ u
-    pv = centres @ v
-    # A pixel's half-extent along v and along u (its outline projected on each direction).
-    half_v = 0.5 * (abs(v[0]) * sx + abs(v[1]) * sy)
-    half_u = 0.5 * (abs(u[0]) * sx + abs(u[1]) * sy)
-    step = 0.5 * min(sx, sy)
-    bins = np.arange(pu.min() - half_u, pu.max() + half_u + step, step)
-    perpendicular = 0.0
-    for t in bins:
-        # Pixels whose outline a line perpendicular to u at position t crosses.
-        hit = np.abs(pu - t) <= half_u
-        if not np.any(hit):
-            continue
-        chord = float(pv[hit].max() - pv[hit].min() + 2 * half_v)
-        perpendicular = max(perpendicular, chord)
-    return longest, min(perpendicular, longest)
+    return measured[0], measured[1]
 
 
 __all__ = ["bidimensional", "to_axial"]
