@@ -109,6 +109,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strip-fraction", type=float, default=0.3,
                         help="share of patches with zero outside a (jittered) brain mask")
+    parser.add_argument("--channel-dropout", type=float, default=0.0,
+                        help="share of patches with T1, T2 or FLAIR replaced by its nearest "
+                        "stand-in (T1c, FLAIR, T2), as the pipeline fills a missing sequence")
     parser.add_argument("--outside", choices=["keep", "zero"], default="keep",
                         help="the card's normalisation outside the brain mask (training, "
                         "evaluation and the shipped card)")

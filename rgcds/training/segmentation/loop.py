@@ -94,7 +94,8 @@ def train(args: argparse.Namespace, log: _Log) -> Path:
     train_cases = _load_cases(list_cases(args.data_dir), log, "train")
     dev_cases = _load_cases(list_cases(args.dev_dir), log, "dev") if args.dev_dir.is_dir() \
         else []
-    sampler = PatchSampler(train_cases, rng, args.patch, strip_fraction=args.strip_fraction)
+    sampler = PatchSampler(train_cases, rng, args.patch, strip_fraction=args.strip_fraction,
+                           channel_dropout=getattr(args, "channel_dropout", 0.0))
     model = build_unet(base=args.base, levels=args.levels)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     ckpt = args.workdir / "last.pt"

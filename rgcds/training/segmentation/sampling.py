@@ -8,12 +8,27 @@ import numpy as np
 
 from rgcds.training.segmentation.data import PATCH, Case
 
+#: Channel index (T1, T1c, T2, FLAIR) -> the channel that stands in for it when missing.
+_NEAREST = {0: 1, 2: 3, 3: 2}
+
+
+def drop_channel(img: np.ndarray, rng: np.random.Generator) -> int:
+    """Replace one of T1, T2, FLAIR of ``img`` (4, ...) in place by its stand-in, as the
+    pipeline's "nearest" substitution fills a missing sequence (T1 <- T1c, T2 <- FLAIR,
+    FLAIR <- T2; :mod:`rgcds.pipeline.stages.channels`); the T1c is never dropped.
+
+    Returns the index of the replaced channel."""
+    missing = int(rng.choice(list(_NEAREST)))
+    img[missing] = img[_NEAREST[missing]]
+    return missing
+
 
 class PatchSampler:
     """Draws augmented training patches from cases held in memory."""
 
     def __init__(self, cases: list[Case], rng: np.random.Generator, patch: int = PATCH,
-                 tumour_fraction: float = 0.67, strip_fraction: float = 0.3) -> None:
+                 tumour_fraction: float = 0.67, strip_fraction: float = 0.3,
+                 channel_dropout: float = 0.0) -> None:
         import torch
 
         self.torch = torch
@@ -22,6 +37,7 @@ class PatchSampler:
         self.patch = patch
         self.tumour_fraction = tumour_fraction
         self.strip_fraction = strip_fraction
+        self.channel_dropout = channel_dropout
         self.stacks = []
         self.fg: list[list[np.ndarray]] = []
         self.samples: list[tuple[np.ndarray, np.ndarray]] = []
@@ -110,6 +126,8 @@ class PatchSampler:
             if rng.random() < 0.3:  # residual scale and shift (mask / scanner differences)
                 vals = vals * rng.uniform(0.85, 1.15) + rng.uniform(-0.15, 0.15)
             img[c] = vals
+        if rng.random() < self.channel_dropout:
+            drop_channel(img, rng)
         if rng.random() < 0.2:  # blur
             from scipy.ndimage import gaussian_filter
 
