@@ -118,8 +118,9 @@ def synth_case(seed: int, model: str, models_root: Path, tmp: Path) -> tuple[
 ]:
     """A held-out domain-randomised sample segmented on the model grid."""
     from rgcds.analysis.qc import check_segmentation, whole_tumour_dice
+    from rgcds.config import ProcessingSettings
     from rgcds.inference import ModelRegistry, segment, select_backend
-    from rgcds.pipeline.stages import remove_small_components
+    from rgcds.pipeline.stages import remove_small_components, restrict_to_brain
     from rgcds.settings import QcSettings
     from rgcds.training.segmentation.data import read_case, write_phantom_case
 
@@ -128,11 +129,19 @@ def synth_case(seed: int, model: str, models_root: Path, tmp: Path) -> tuple[
     backend = select_backend(card, "onnxruntime")
     x = case.images  # segment() normalises as the card says (z-score in the brain)
     start = time.perf_counter()
-    labels = remove_small_components(segment(x, card, backend, brain_mask=case.brain),
-                                     (2.0,) * 3)
-    mirrored = remove_small_components(
-        segment(np.ascontiguousarray(x[..., ::-1]), card, backend,
-                brain_mask=np.ascontiguousarray(case.brain[..., ::-1])), (2.0,) * 3)[..., ::-1]
+    margin = ProcessingSettings().tumour_brain_margin_mm
+
+    def clean(labels: np.ndarray, brain: np.ndarray) -> np.ndarray:
+        # as the pipeline's segmentation stage: restricted to the brain + margin, then the
+        # small components dropped
+        if margin is not None:
+            labels = restrict_to_brain(labels, brain, (2.0,) * 3, margin)[0]
+        return remove_small_components(labels, (2.0,) * 3)
+
+    labels = clean(segment(x, card, backend, brain_mask=case.brain), case.brain)
+    flipped = np.ascontiguousarray(case.brain[..., ::-1])
+    mirrored = clean(segment(np.ascontiguousarray(x[..., ::-1]), card, backend,
+                             brain_mask=flipped), flipped)[..., ::-1]
     seconds = time.perf_counter() - start
     verdict = check_segmentation(labels, case.brain, (2.0,) * 3, QcSettings(),
                                  flip_dice=whole_tumour_dice(labels, mirrored))

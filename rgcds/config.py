@@ -230,6 +230,10 @@ class ProcessingSettings(_Section):
     max_attempts: int = Field(default=3, ge=1, le=100)
     postoperative: Literal["auto", "always", "never"] = "auto"
     postoperative_segmentation_model: str = "postop-unet-phantom"
+    # Tumour labels further than this outside the brain mask (scalp, skull, orbit) are removed
+    # before the quality gate and every measurement; None keeps them (the gate then judges
+    # the raw output). The margin keeps a cortical tumour that the mask cuts by a voxel or two.
+    tumour_brain_margin_mm: float | None = Field(default=5.0, ge=0.0)
     clinical_data_file: Path | None = None
     write_secondary_capture: bool = True
     write_pdf: bool = True

@@ -152,6 +152,16 @@ def run_segmentation(
     notes = (*notes, *substituted)
     mask = sitk.GetArrayFromImage(pre.brain_mask).astype(bool)
     inference = ctx.settings.inference
+    margin = ctx.settings.processing.tumour_brain_margin_mm
+    grid_spacing = pre.brain_mask.GetSpacing()
+    removed_ml: list[float] = []
+
+    def clean(out: np.ndarray, brain: np.ndarray) -> np.ndarray:
+        if margin is not None:
+            out, ml = restrict_to_brain(out, brain, grid_spacing, margin)
+            removed_ml.append(ml)
+        return remove_small_components(out, grid_spacing)
+
     if card.nnunet is not None:
         # An imported nnU-Net model: its own preprocessing, sliding window and folds
         # (rgcds.inference.nnunet); a skull-stripped model sees zeros outside the brain.
@@ -162,7 +172,7 @@ def run_segmentation(
         def infer(channels: np.ndarray, brain: np.ndarray) -> np.ndarray:
             x = np.where(brain[None], channels, 0.0) if stripped else channels
             out = segment_nnunet(x.astype(np.float32), spacing_zyx, card, folds)
-            return remove_small_components(out, pre.brain_mask.GetSpacing())
+            return clean(out, brain)
     elif card.monai is not None:
         # An imported MONAI bundle: its transforms replayed on the model grid's geometry
         # (rgcds.inference.monai_bundle), its Invertd bringing the labels back to that grid.
@@ -174,7 +184,7 @@ def run_segmentation(
             x = np.where(brain[None], channels, 0.0) if skull_stripped else channels
             out = segment_monai(x.astype(np.float32), grid.GetSpacing(), grid.GetDirection(),
                                 grid.GetOrigin(), card, bundle_backend)
-            return remove_small_components(out, grid.GetSpacing())
+            return clean(out, brain)
     else:
         backend = select_backend(card, inference.backend)
 
@@ -188,9 +198,13 @@ def run_segmentation(
                 batch_size=inference.batch_size,
                 tta=inference.tta,
             ).astype(np.uint8)
-            return remove_small_components(out, pre.brain_mask.GetSpacing())
+            return clean(out, brain)
 
     labels = infer(stacked, mask)
+    if removed_ml and removed_ml[0] >= REMOVED_NOTE_ML:
+        notes = (*notes, f"{removed_ml[0]:.1f} ml labelled tumour by the model more than "
+                 f"{margin:g} mm outside the brain mask (scalp, skull, orbit) was removed "
+                 "before measurement.")
     flip_dice = None
     qc = ctx.settings.qc
     if qc.enabled and qc.flip_check and labels.any():
@@ -256,6 +270,47 @@ def quality_control(ctx: StudyContext, seg: Segmentation) -> QcResult:
 
 #: Tumour components smaller than this are dropped as noise (the largest is always kept).
 MIN_COMPONENT_ML = 1.0
+#: Tumour removed outside the brain (``[processing] tumour_brain_margin_mm``) from this much on
+#: is said in the report.
+REMOVED_NOTE_ML = 0.5
+
+
+def restrict_to_brain(
+    labels: np.ndarray, brain: np.ndarray, spacing: tuple[float, ...], margin_mm: float
+) -> tuple[np.ndarray, float]:
+    """Remove tumour labels further than ``margin_mm`` outside the brain mask.
+
+    A glioblastoma lies in the brain; a label in the scalp, skull or orbit is the model's
+    error (models trained on skull-stripped images never see those tissues). The margin
+    keeps a tumour at the cortex that a brain mask cuts by a voxel or two.
+
+    Parameters
+    ----------
+    labels, brain
+        ``(Z, Y, X)`` labels and brain mask on the model grid.
+    spacing
+        The grid's spacing, SimpleITK order (x, y, z), mm.
+    margin_mm
+        Labels at most this far outside the mask are kept.
+
+    Returns
+    -------
+    tuple
+        The restricted labels and the removed volume (ml).
+    """
+    from scipy import ndimage
+
+    tumour = labels > 0
+    if not tumour.any() or not brain.any():
+        return labels, 0.0
+    distance = ndimage.distance_transform_edt(~brain, sampling=tuple(reversed(spacing)))
+    far = tumour & (distance > margin_mm)
+    removed = float(np.count_nonzero(far)) * float(np.prod(spacing)) / 1000.0
+    if not far.any():
+        return labels, 0.0
+    logger.info("tumour outside the brain removed", removed_ml=round(removed, 2),
+                margin_mm=margin_mm)
+    return np.where(far, 0, labels).astype(labels.dtype), removed
 
 
 def remove_small_components(
