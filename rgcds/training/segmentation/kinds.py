@@ -108,7 +108,10 @@ class SegmentationKind:
 
 
 _SYNTHETIC_NOTE = "Synthetic data: these figures say nothing about performance on patients."
-_METHOD_NOTE = "sliding window (card patch size, overlap 0.5), no TTA, ONNX Runtime CPU."
+_METHOD_NOTE = ("sliding window (card patch size, overlap 0.5), no TTA, ONNX Runtime CPU; "
+                "inputs z-scored in the truth brain mask; labels more than "
+                "[processing] tumour_brain_margin_mm outside it removed and components under "
+                "1 ml dropped, as the pipeline's segmentation stage does.")
 
 KINDS: dict[str, SegmentationKind] = {
     "preop": SegmentationKind(
