@@ -49,24 +49,26 @@ install: system-deps $(VENV)/.installed
 train-extra: install
 	$(PIP) install -q torch==2.13.0 monai==1.6.1
 
+# A venv apart from the daemon's: $(call side_venv,FOLDER,REQUIREMENTS-FILE).
+define side_venv
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install -q --upgrade "pip>=25"
+	$(1)/bin/python -m pip install -q -r $(2)
+	touch $(1)/.installed
+endef
+
 # The nnU-Net v2 environment: PyTorch CPU and nnunetv2 (pinned in requirements-nnunet.txt), apart
 # from the daemon's venv. `rgcds models import-nnunet` runs in it, and the agreement test runs
 # nnU-Net's own predictor in it (tests/peers).
 $(NNUNET_VENV)/.installed: requirements-nnunet.txt
-	$(PYTHON) -m venv $(NNUNET_VENV)
-	$(NNUNET_VENV)/bin/python -m pip install -q --upgrade "pip>=25"
-	$(NNUNET_VENV)/bin/python -m pip install -q -r requirements-nnunet.txt
-	touch $@
+	$(call side_venv,$(NNUNET_VENV),$<)
 
 nnunet-extra: $(NNUNET_VENV)/.installed
 
 # The bench environment: the BraTS organisers' brats-evaluation (pinned in requirements-bench.txt),
 # the peer metric that bench/segmentation.py scores with; apart from the daemon's venv.
 $(BENCH_VENV)/.installed: requirements-bench.txt
-	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install -q --upgrade "pip>=25"
-	$(BENCH_VENV)/bin/python -m pip install -q -r requirements-bench.txt
-	touch $@
+	$(call side_venv,$(BENCH_VENV),$<)
 
 bench-extra: $(BENCH_VENV)/.installed
 
