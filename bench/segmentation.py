@@ -33,6 +33,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -200,7 +201,9 @@ def dicom_case(kind: str, seed: int, model: str, models_root: Path, tmp: Path) -
     from rgcds.results.testing import write_enhanced_series
     from rgcds.study import SeriesRole
 
-    study = write_study(tmp / f"{kind}-{seed}", seed=seed, size="small", with_pet=False)
+    folder = tmp / f"{kind}-{seed}"
+    shutil.rmtree(folder, ignore_errors=True)  # a previous model's run converted its T1c
+    study = write_study(folder, seed=seed, size="small", with_pet=False)
     if kind == "enhanced":
         write_enhanced_series(study.series_by_role("T1c").directory, shuffle_seed=seed)
     elif kind == "jpeg2000":
@@ -350,6 +353,8 @@ def main() -> int:
             for model in models:
                 rows += run_set(kind, model, args.n, args.models_root, Path(tmp) / kind,
                                 args.evaluator)
+                if args.json:  # kept as it goes: a late failure loses nothing scored
+                    args.json.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
     lines = table(rows, models)
     print("\n".join(lines))
     if args.montage:
