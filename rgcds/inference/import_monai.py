@@ -139,7 +139,7 @@ def _load_network(parser: Any, source: Path) -> tuple[Any, Path]:
         network.load_state_dict(state)
         return network, pt
     if ts.is_file():
-        return torch.jit.load(str(ts), map_location="cpu"), ts
+        return torch.jit.load(str(ts), map_location="cpu"), ts  # type: ignore[no-untyped-call, unused-ignore]
     raise ImportRefusedError(f"{source} has neither models/model.pt nor models/model.ts.")
 
 
@@ -173,7 +173,7 @@ def import_monai_bundle(request: BundleImportRequest) -> Path:
                                  "trained (its README/metadata 'data_source').")
     try:
         import torch  # noqa: F401
-        from monai.bundle import ConfigParser
+        from monai.bundle import ConfigParser  # type: ignore[attr-defined, unused-ignore]
     except ImportError as exc:
         raise ImportRefusedError(
             f"Importing a MONAI bundle needs PyTorch and MONAI ({exc}); run it in the venv that "
