@@ -121,7 +121,7 @@ def synth_case(seed: int, model: str, models_root: Path, tmp: Path) -> tuple[
     from rgcds.analysis.qc import check_segmentation, whole_tumour_dice
     from rgcds.config import ProcessingSettings
     from rgcds.inference import ModelRegistry, segment, select_backend
-    from rgcds.pipeline.stages import remove_small_components, restrict_to_brain
+    from rgcds.pipeline.stages import clean_labels
     from rgcds.settings import QcSettings
     from rgcds.training.segmentation.data import read_case, write_phantom_case
 
@@ -133,11 +133,7 @@ def synth_case(seed: int, model: str, models_root: Path, tmp: Path) -> tuple[
     margin = ProcessingSettings().tumour_brain_margin_mm
 
     def clean(labels: np.ndarray, brain: np.ndarray) -> np.ndarray:
-        # as the pipeline's segmentation stage: restricted to the brain + margin, then the
-        # small components dropped
-        if margin is not None:
-            labels = restrict_to_brain(labels, brain, (2.0,) * 3, margin)[0]
-        return remove_small_components(labels, (2.0,) * 3)
+        return clean_labels(labels, brain, (2.0,) * 3, margin)[0]  # as the pipeline's stage
 
     labels = clean(segment(x, card, backend, brain_mask=case.brain), case.brain)
     flipped = np.ascontiguousarray(case.brain[..., ::-1])

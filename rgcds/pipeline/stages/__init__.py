@@ -55,6 +55,7 @@ from rgcds.pipeline.stages.output import (
 from rgcds.pipeline.stages.segmentation import (
     MIN_COMPONENT_ML,
     Segmentation,
+    clean_labels,
     load_segmentation,
     preprocess,
     quality_control,
@@ -81,6 +82,7 @@ __all__ = [
     "Segmentation",
     "check_pet_only_input",
     "classify",
+    "clean_labels",
     "clinical_inputs",
     "convert",
     "convert_pet_only",

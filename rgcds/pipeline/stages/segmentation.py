@@ -157,10 +157,9 @@ def run_segmentation(
     removed_ml: list[float] = []
 
     def clean(out: np.ndarray, brain: np.ndarray) -> np.ndarray:
-        if margin is not None:
-            out, ml = restrict_to_brain(out, brain, grid_spacing, margin)
-            removed_ml.append(ml)
-        return remove_small_components(out, grid_spacing)
+        cleaned, ml = clean_labels(out, brain, grid_spacing, margin)
+        removed_ml.append(ml)
+        return cleaned
 
     if card.nnunet is not None:
         # An imported nnU-Net model: its own preprocessing, sliding window and folds
@@ -273,6 +272,19 @@ MIN_COMPONENT_ML = 1.0
 #: Tumour removed outside the brain (``[processing] tumour_brain_margin_mm``) from this much on
 #: is said in the report.
 REMOVED_NOTE_ML = 0.5
+
+
+def clean_labels(
+    labels: np.ndarray, brain: np.ndarray, spacing: tuple[float, ...], margin_mm: float | None
+) -> tuple[np.ndarray, float]:
+    """The segmentation stage's cleaning of a model's labels: :func:`restrict_to_brain`
+    (unless ``margin_mm`` is ``None``), then :func:`remove_small_components`.
+
+    Returns the cleaned labels and the volume removed outside the brain (ml)."""
+    removed = 0.0
+    if margin_mm is not None:
+        labels, removed = restrict_to_brain(labels, brain, spacing, margin_mm)
+    return remove_small_components(labels, spacing), removed
 
 
 def restrict_to_brain(

@@ -126,7 +126,7 @@ def evaluate(args: argparse.Namespace, log: _Log) -> dict[str, float]:
     """Dice on the held-out cases through rgcds.inference (ONNX Runtime); into the card."""
     from rgcds.config import ProcessingSettings
     from rgcds.inference import load_card, segment, select_backend
-    from rgcds.pipeline.stages import remove_small_components, restrict_to_brain
+    from rgcds.pipeline.stages import clean_labels
 
     margin = ProcessingSettings().tumour_brain_margin_mm
 
@@ -141,9 +141,7 @@ def evaluate(args: argparse.Namespace, log: _Log) -> dict[str, float]:
         case = read_case(folder)
         labels = segment(case.images, card, backend, brain_mask=case.brain, overlap=0.5)
         # as the pipeline's segmentation stage cleans them (brain + margin, small components)
-        if margin is not None:
-            labels = restrict_to_brain(labels, case.brain, (SPACING_MM,) * 3, margin)[0]
-        labels = remove_small_components(labels, (SPACING_MM,) * 3)
+        labels = clean_labels(labels, case.brain, (SPACING_MM,) * 3, margin)[0]
         score = kind.score(labels, case.labels)
         scores.append(score)
         log("test_case", case=case.name, **{k: round(v, 4) for k, v in score.items()})
