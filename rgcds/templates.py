@@ -1,4 +1,3 @@
-# mypy: disable-error-code="no-untyped-call"
 # (SimpleITK ships no type information.)
 """The MNI ICBM152 2009a brain template and its brain mask, for production and the phantom.
 
@@ -151,7 +150,7 @@ def _full_head_file(name: str) -> Path:
 def _load_lps(name: str) -> tuple[FloatArray, tuple[float, float, float]]:
     """Load one template file as an LPS ``(z, y, x)`` float32 array and its origin."""
     source = _full_head_file(name) if name in _FULL_HEAD_FILES else _template_file(name)
-    img = nib.as_closest_canonical(nib.load(source))
+    img = nib.as_closest_canonical(nib.load(source))  # type: ignore[no-untyped-call]
     data = np.asarray(img.dataobj, dtype=np.float32)
     affine = np.asarray(img.affine, dtype=np.float64)
     if not np.allclose(affine[:3, :3], np.diag(np.diag(affine[:3, :3]))):

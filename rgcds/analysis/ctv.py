@@ -1,5 +1,4 @@
 # SimpleITK ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Clinical target volume (CTV) for post-operative glioblastoma radiotherapy.
 
 :func:`derive_ctv` (defined in :mod:`rgcds.imaging.ctv`, re-exported here) follows the
@@ -50,7 +49,7 @@ _NOT_A_CTV = re.compile(r"ptv|opt|ring|^z[_\W]", re.IGNORECASE)
 
 def compact_ctv_bound_ml(gtv_ml: float, margin_mm: float) -> float:
     """Volume (ml) of a ball of ``gtv_ml`` grown by ``margin_mm``: the CTV of a compact GTV."""
-    radius = (3.0 * 1000.0 * max(gtv_ml, 0.0) / (4.0 * math.pi)) ** (1.0 / 3.0)
+    radius: float = (3.0 * 1000.0 * max(gtv_ml, 0.0) / (4.0 * math.pi)) ** (1.0 / 3.0)
     return 4.0 / 3.0 * math.pi * (radius + margin_mm) ** 3 / 1000.0
 
 

@@ -1,5 +1,4 @@
 # SimpleITK ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Tumour location: hemisphere, lobes and midline crossing from an atlas in MNI space.
 
 Coordinates follow SimpleITK: physical points are LPS millimetres (x grows to the patient's

@@ -1,5 +1,4 @@
 # SimpleITK ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Tumour measurements on the native reference grid: volumes, RANO, multifocality.
 
 All functions take a SimpleITK label image with BraTS labels (1 necrotic core NCR,

@@ -1,5 +1,4 @@
 # SimpleITK ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Axial reorientation of a label map and the bidimensional diameters of one in-plane
 region, for the RANO measurement (see :mod:`rgcds.analysis.measure`, which re-exports these
 names)."""
@@ -29,7 +28,8 @@ def to_axial(labels: sitk.Image) -> sitk.Image:
     spacing equal to the finest spacing of the input (the slice spacing is kept).
     """
     if _is_axis_aligned(labels.GetDirection()):
-        return sitk.DICOMOrient(labels, "LPS")
+        result: sitk.Image = sitk.DICOMOrient(labels, "LPS")
+        return result
     spacing = np.asarray(labels.GetSpacing(), dtype=float)
     size = np.asarray(labels.GetSize())
     direction = np.asarray(labels.GetDirection(), dtype=float).reshape(3, 3)

@@ -1,5 +1,4 @@
 # SimpleITK ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Amino-acid PET measurements for glioma (joint EANM/EANO/RANO/SNMMI guideline, Law et al. 2019).
 
 All measurements are made on the PET grid (no interpolation of uptake values); masks defined

@@ -1,5 +1,4 @@
 # SimpleITK ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """PET-to-MR registration and its quality check (normalised mutual information).
 
 Split from :mod:`rgcds.analysis.pet`, which re-exports these names.

@@ -1,5 +1,4 @@
 # SimpleITK ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """The PET-grid masks, the contralateral background VOI and the SUVpeak sphere.
 
 Split from :mod:`rgcds.analysis.pet` (see its docstring for the method), which re-exports
@@ -47,7 +46,9 @@ def _physical_x(pet: sitk.Image) -> NDArray[np.float64]:
     i = np.arange(size[0]) * d[0, 0] * sp[0]
     j = np.arange(size[1]) * d[0, 1] * sp[1]
     k = np.arange(size[2]) * d[0, 2] * sp[2]
-    return pet.GetOrigin()[0] + k[:, None, None] + j[None, :, None] + i[None, None, :]
+    x_mm = pet.GetOrigin()[0] + k[:, None, None] + j[None, :, None] + i[None, None, :]
+    result: NDArray[np.float64] = x_mm
+    return result
 
 
 def _mirror(mask: NDArray[np.bool_], pet: sitk.Image, x_mid: float) -> NDArray[np.bool_]:
@@ -209,7 +210,8 @@ def pet_head_mask(pet: sitk.Image) -> sitk.Image:
     distance = sitk.SignedMaurerDistanceMap(
         head, insideIsPositive=True, squaredDistance=False, useImageSpacing=True
     )
-    return sitk.Cast(distance >= 8.0, sitk.sitkUInt8)
+    result: sitk.Image = sitk.Cast(distance >= 8.0, sitk.sitkUInt8)
+    return result
 
 
 __all__ = [

@@ -1,5 +1,4 @@
 # SimpleITK ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Radiomic features with pyradiomics, per tumour sub-region and sequence.
 
 Parameters come from a YAML file (``radiomics_mri.yaml`` by default, documented in

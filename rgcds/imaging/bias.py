@@ -1,5 +1,4 @@
 # SimpleITK (SWIG) ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """N4 bias-field correction, fitted on a shrunken image for speed."""
 
 from __future__ import annotations
@@ -55,7 +54,8 @@ def n4_correct(
     corrector.Execute(small, small_mask)
     log_field = corrector.GetLogBiasFieldAsImage(work)
     corrected = original / sitk.Exp(log_field)
-    return sitk.Cast(corrected, sitk.sitkFloat32)
+    result: sitk.Image = sitk.Cast(corrected, sitk.sitkFloat32)
+    return result
 
 
 __all__ = ["n4_correct"]

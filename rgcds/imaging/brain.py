@@ -1,5 +1,4 @@
 # SimpleITK (SWIG) ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Brain extraction behind a small protocol, so a model-based extractor can replace it.
 
 :class:`TemplateBrainExtractor` registers a T1 template (the full-head MNI ICBM152 2009a, from
@@ -116,7 +115,7 @@ class TemplateBrainExtractor:
         soft = resample_onto(
             sitk.Cast(mask, sitk.sitkFloat32), GridGeometry.of(image), transform=affine.transform
         )
-        brain = sitk.Cast(soft >= 0.5, sitk.sitkUInt8)
+        brain: sitk.Image = sitk.Cast(soft >= 0.5, sitk.sitkUInt8)
         logger.debug("brain extracted", voxels=int(sitk.GetArrayViewFromImage(brain).sum()))
         return brain
 

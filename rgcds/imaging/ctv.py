@@ -1,5 +1,4 @@
 # SimpleITK ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Clinical target volume (CTV) geometry for post-operative glioblastoma radiotherapy.
 
 :func:`derive_ctv` follows the ESTRO-EANO 2023 guideline (Niyazi et al., Radiother Oncol
@@ -54,7 +53,8 @@ class CtvResult:
 
 
 def _binary(image: sitk.Image) -> sitk.Image:
-    return sitk.Cast(image > 0, sitk.sitkUInt8)
+    result: sitk.Image = sitk.Cast(image > 0, sitk.sitkUInt8)
+    return result
 
 
 def derive_ctv(

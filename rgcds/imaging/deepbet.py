@@ -1,5 +1,4 @@
 # SimpleITK (SWIG) ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Learned brain extraction: deepbet 1.0.2 (Fisch et al. 2024) run with ONNX Runtime.
 
 deepbet finds the brain of a T1-weighted image in two steps, each a 3D LinkNet whose
@@ -244,7 +243,9 @@ def network_array(image: sitk.Image) -> tuple[sitk.Image, NDArray[np.float32]]:
 
 def mask_on_grid(mask: NDArray[np.bool_], ras: sitk.Image, image: sitk.Image) -> sitk.Image:
     """A mask of the RAS array of :func:`network_array`, as uint8 on the grid of ``image``."""
-    out = sitk.GetImageFromArray(np.ascontiguousarray(mask.transpose(2, 1, 0), np.uint8))
+    out: sitk.Image = sitk.GetImageFromArray(
+        np.ascontiguousarray(mask.transpose(2, 1, 0), np.uint8)
+    )
     out.CopyInformation(ras)
     native = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
     out = sitk.DICOMOrient(out, native)
@@ -259,7 +260,8 @@ def mask_on_grid(mask: NDArray[np.bool_], ras: sitk.Image, image: sitk.Image) ->
 
 def _channel(network: OnnxRuntimeBackend, x: NDArray[np.float32]) -> NDArray[np.float32]:
     """Softmax channel 1 (brain) of ``network`` on one ``(x, y, z)`` volume."""
-    return network.run(x[None, None])[0, 1]
+    brain: NDArray[np.float32] = network.run(x[None, None])[0, 1]
+    return brain
 
 
 def nearest_exact_indices(n_in: int, n_out: int) -> NDArray[np.intp]:
@@ -293,7 +295,8 @@ def normalise(x: NDArray[np.float32], low: float, high: float) -> NDArray[np.flo
     if not sd > 0.0:
         raise InferenceInputError("deepbet cannot scale this image: it is constant in the box.")
     mean = float(y.mean(dtype=np.float64))
-    return ((y - np.float32(mean)) * np.float32(_SD / sd) + np.float32(_MEAN)).astype(np.float32)
+    scaled: NDArray[np.float32] = (y - np.float32(mean)) * np.float32(_SD / sd) + np.float32(_MEAN)
+    return scaled.astype(np.float32)
 
 
 def largest_component(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:

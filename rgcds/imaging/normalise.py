@@ -1,5 +1,4 @@
 # SimpleITK (SWIG) ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Intensity normalisation inside the brain."""
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
 # SimpleITK (SWIG) ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Bring a study's volumes into one reference frame and a model's grid, reversibly.
 
 Steps (each timed in :attr:`PreprocessedStudy.timings`):

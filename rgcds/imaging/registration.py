@@ -1,5 +1,4 @@
 # SimpleITK (SWIG) ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Rigid and affine registration with Mattes mutual information, multi-resolution.
 
 The returned transform maps points of the *fixed* image's physical space to the *moving*
@@ -70,7 +69,8 @@ class RegistrationResult:
 
 
 def _float(image: sitk.Image) -> sitk.Image:
-    return sitk.Cast(image, sitk.sitkFloat32)
+    result: sitk.Image = sitk.Cast(image, sitk.sitkFloat32)
+    return result
 
 
 def _percentages(fixed: sitk.Image, settings: RegistrationSettings) -> list[float]:
@@ -106,7 +106,8 @@ def _initial(
         if initializer is Initializer.MOMENTS
         else sitk.CenteredTransformInitializerFilter.GEOMETRY
     )
-    return sitk.CenteredTransformInitializer(fixed, moving, transform, mode)
+    result: sitk.Transform = sitk.CenteredTransformInitializer(fixed, moving, transform, mode)
+    return result
 
 
 def _register(

@@ -1,5 +1,4 @@
 # SimpleITK (SWIG) ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Model space: an isotropic grid in a fixed orientation, and resampling onto grids."""
 
 from __future__ import annotations

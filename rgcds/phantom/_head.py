@@ -1,4 +1,3 @@
-# mypy: disable-error-code="no-untyped-call"
 # (SimpleITK ships no type information.)
 """The tissues outside the brain: a label-driven full head from the full-head template.
 

@@ -1,4 +1,3 @@
-# mypy: disable-error-code="no-untyped-call"
 # (SimpleITK ships no type information.)
 """Write one series role of a phantom study: resample a template-space image into the series
 grid, add the acquisition effects, encode it as DICOM.

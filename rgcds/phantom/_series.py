@@ -1,4 +1,3 @@
-# mypy: disable-error-code="no-untyped-call"
 # (SimpleITK ships no type information.)
 """Acquisition protocols, head poses and series geometries; resampling into a series grid.
 

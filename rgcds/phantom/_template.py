@@ -1,4 +1,3 @@
-# mypy: disable-error-code="no-untyped-call"
 # (SimpleITK ships no type information.)
 """The anatomy the phantom is built on, on simulation grids derived from the template.
 

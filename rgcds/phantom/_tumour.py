@@ -1,4 +1,3 @@
-# mypy: disable-error-code="no-untyped-call"
 # (SimpleITK ships no type information.)
 """Glioblastoma geometry: location, irregular core, necrosis, white-matter oedema, mass effect.
 

@@ -1,4 +1,3 @@
-# mypy: disable-error-code="no-untyped-call"
 # (SimpleITK ships no type information.)
 """A one-figure overview of a phantom study: one axial slice per sequence with the truth outline.
 

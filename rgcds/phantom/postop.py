@@ -1,4 +1,3 @@
-# mypy: disable-error-code="no-untyped-call"
 # (SimpleITK and rt-utils ship no type information.)
 """Post-operative glioblastoma phantom: resection cavity, residual tumour, MR + MET-PET/CT.
 

@@ -1,4 +1,3 @@
-# mypy: disable-error-code="no-untyped-call"
 # (SimpleITK and rt-utils ship no type information.)
 """The post-operative phantom written as DICOM: the MR study (with an optional RT Structure Set
 of the CTV) and, 1-10 days later, the [11C]methionine PET/CT study of the same patient, with

@@ -1,4 +1,3 @@
-# mypy: disable-error-code="no-untyped-call"
 # (SimpleITK ships no type information.)
 """Template-space simulation of one glioblastoma subject (no DICOM).
 

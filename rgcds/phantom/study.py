@@ -1,4 +1,3 @@
-# mypy: disable-error-code="no-untyped-call"
 # (SimpleITK ships no type information.)
 """Write a complete phantom study: DICOM series plus ground truth.
 

@@ -1,4 +1,3 @@
-# mypy: disable-error-code="no-untyped-call"
 # (SimpleITK ships no type information.)
 """Domain-randomised training data for tumour segmentation (SynthSeg-style, for glioblastoma).
 

@@ -1,5 +1,4 @@
 # SimpleITK ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """The amino-acid PET read together with the MR: CTV, PET measurements, masks for the PET SEG.
 
 A study is read as **post-operative** when ``[processing] postoperative`` says so, or, with
@@ -102,7 +101,8 @@ def cavity_mask(seg: Segmentation, postoperative: bool) -> sitk.Image | None:
     """The resection cavity on the model grid (post-operative labels), else ``None``."""
     if not postoperative:
         return None
-    return sitk.Cast(sitk.Equal(seg.labels_model, LABEL_CAVITY), sitk.sitkUInt8)
+    result: sitk.Image = sitk.Cast(sitk.Equal(seg.labels_model, LABEL_CAVITY), sitk.sitkUInt8)
+    return result
 
 
 def grey_matter_prior(seg: Segmentation) -> sitk.Image | None:
@@ -117,17 +117,19 @@ def grey_matter_prior(seg: Segmentation) -> sitk.Image | None:
     probability = resample_onto(
         template_grey_matter(), GridGeometry.of(seg.labels_model), transform=seg.to_mni
     )
-    return sitk.Cast(probability >= GREY_MATTER_PRIOR_PROBABILITY, sitk.sitkUInt8)
+    result: sitk.Image = sitk.Cast(probability >= GREY_MATTER_PRIOR_PROBABILITY, sitk.sitkUInt8)
+    return result
 
 
 def tumour_mask(seg: Segmentation, postoperative: bool) -> sitk.Image:
     """Where the tumour is on the model grid: cavity + residual enhancement, or NCR + ET."""
     labels = seg.labels_model
     first = LABEL_CAVITY if postoperative else 1
-    return sitk.Cast(
+    tumour: sitk.Image = sitk.Cast(
         sitk.Or(sitk.Equal(labels, first), sitk.Equal(labels, LABEL_RESIDUAL_ENHANCING)),
         sitk.sitkUInt8,
     )
+    return tumour
 
 
 def measure_pet(

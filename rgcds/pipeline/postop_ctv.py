@@ -1,5 +1,4 @@
 # SimpleITK ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """The CTV of the PET read: from an RT Structure Set, else derived (ESTRO-EANO 2023), then
 checked for plausibility (see :mod:`rgcds.pipeline.postop`, which re-exports these names)."""
 

@@ -1,5 +1,4 @@
 # SimpleITK (SWIG) ships no type hints: its calls are untyped and return Any.
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 """Convert a DICOM series into one regular 3D SimpleITK volume (LPS, float32).
 
 Single-frame series are sorted along the slice normal by Image Position (Patient), never by

@@ -1,6 +1,5 @@
 """Measurements, radiomics, predictions and the PET summary of a segmented study."""
 
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """The segmentation model's input channels, with stand-ins for a missing sequence."""
 
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 
 from __future__ import annotations
 

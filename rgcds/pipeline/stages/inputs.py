@@ -1,6 +1,5 @@
 """Index, classify and convert: the study's series found, given roles and read as volumes."""
 
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """The result objects written for a study (SEG, SR, PDF, Secondary Capture)."""
 
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """The tumour segmentation: the model's card, preprocessing, inference, quality control,
 and the copy kept in the work directory for a re-run."""
 
-# mypy: disallow-untyped-calls=False, warn-return-any=False
 
 from __future__ import annotations
 
